@@ -45,6 +45,22 @@ def test_fid_closed_form_diagonal_gaussians():
     assert fid_from_features(f1, f1) == pytest.approx(0.0, abs=1e-8)
 
 
+def test_fid_works_when_pytorch_fid_meets_new_scipy(monkeypatch):
+    """SciPy 1.18 removed sqrtm(disp=...), which pytorch-fid 0.3.0 passes: same value either way."""
+    import types
+
+    from pytorch_fid import fid_score
+    from scipy import linalg
+
+    f1, f2 = _exact_gaussian(50, np.zeros(4), np.ones(4), 0), _exact_gaussian(50, np.ones(4), np.full(4, 2.0), 1)
+    expected = fid_from_features(f1, f2)
+    monkeypatch.setattr(fid_score, "linalg", types.SimpleNamespace(sqrtm=lambda a: linalg.sqrtm(a)))
+    with pytest.raises(TypeError, match="disp"):
+        fid_score.calculate_frechet_distance(np.zeros(4), np.eye(4), np.zeros(4), np.eye(4))
+    assert fid_from_features(f1, f2) == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx(4 + 4 * (np.sqrt(2) - 1) ** 2, rel=1e-9)
+
+
 def test_fid_rejects_bad_features():
     with pytest.raises(ValueError, match="equal d"):
         fid_from_features(np.zeros((5, 3)), np.zeros((5, 4)))

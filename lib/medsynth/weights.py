@@ -147,7 +147,8 @@ def fetch(name: str, download: bool | None = None) -> Path:
         f"Pretrained weights '{spec.file}' ({spec.used_for}) are not available: {reason}.\n"
         f"  Download it from {spec.url}\n"
         f"  and put it at {path}\n"
-        f"  (the torch cache: torch.hub.get_dir()/checkpoints, i.e. $TORCH_HOME/hub/checkpoints).\n"
+        f"  (the torch cache: torch.hub.get_dir()/checkpoints, i.e. $TORCH_HOME/hub/checkpoints),\n"
+        f"  e.g. curl -L --create-dirs -o '{path}' '{spec.url}'\n"
         f"  Or pass features='random' for the documented random-feature fallback "
         f"(its numbers are labelled and not comparable to published ones).")
 

@@ -54,12 +54,12 @@ def _fundus(rng: np.random.Generator, shape: tuple[int, int], R: float, fov: np.
     """Colour photograph: orange-red choroid, yellow disc, vessels absorbing by Beer-Lambert."""
     scale = R / 360.0
     pig = rng.uniform(-1, 1)  # fundus pigmentation: darker/redder vs lighter/oranger
-    base = np.array([0.80 + 0.08 * pig, 0.40 + 0.06 * pig, 0.21 + 0.05 * pig], np.float32)
-    tex = (0.03 * smooth_noise(rng, shape, 60 * scale) + 0.02 * smooth_noise(rng, shape, 6 * scale))
-    grad = 0.08 * smooth_noise(rng, shape, 1.2 * R)  # uneven illumination across the field
+    base = np.array([0.90 + 0.10 * pig, 0.50 + 0.09 * pig, 0.30 + 0.06 * pig], np.float32)
+    tex = (0.035 * smooth_noise(rng, shape, 60 * scale) + 0.012 * smooth_noise(rng, shape, 6 * scale))
+    grad = 0.14 * smooth_noise(rng, shape, 1.2 * R)  # uneven illumination across the field
     light = (1.0 + grad) * vignette
     img = base[None, None, :] * (1.0 + tex[..., None] * np.array([1.0, 1.4, 1.6], np.float32)) * light[..., None]
-    img *= 1.0 - macula[..., None] * np.array([0.18, 0.42, 0.42], np.float32) * rng.uniform(0.7, 1.1)
+    img *= 1.0 - macula[..., None] * np.array([0.22, 0.45, 0.45], np.float32) * rng.uniform(0.7, 1.2)
     disc_col = np.array([0.97, 0.74, 0.48], np.float32) * rng.uniform(0.9, 1.05)
     cup_col = np.array([1.0, 0.93, 0.78], np.float32)
     dl = disc[..., None] * 0.7
@@ -67,8 +67,8 @@ def _fundus(rng: np.random.Generator, shape: tuple[int, int], R: float, fov: np.
     img = img * (1 - cup[..., None] * 0.8) + cup[..., None] * 0.8 * cup_col
     ca = 1.0 - np.exp(-art.radius / (1.8 * scale + 0.4))  # thin vessels: less optical density
     cv = 1.0 - np.exp(-vein.radius / (1.8 * scale + 0.4))
-    od = (np.array([0.30, 0.80, 0.70], np.float32) * (art.profile * ca)[..., None]
-          + np.array([0.50, 1.20, 1.00], np.float32) * (vein.profile * cv)[..., None])
+    od = (np.array([0.22, 0.62, 0.55], np.float32) * (art.profile * ca)[..., None]
+          + np.array([0.38, 0.95, 0.80], np.float32) * (vein.profile * cv)[..., None])
     od += np.array([0.45, 1.6, 1.3], np.float32) * np.maximum(les.haem, les.ma)[..., None]  # red: absorbs G, B
     img *= np.exp(-od)
     # Central light reflex on larger arteries.
@@ -82,7 +82,7 @@ def _fundus(rng: np.random.Generator, shape: tuple[int, int], R: float, fov: np.
 
 
 def make_retina(seed: int, size: tuple[int, int] = (576, 720), severity: float = 0.5, n_frames: int = 0,
-                misalign: float = 0.0, density: float = 1.3) -> RetinaSample:
+                misalign: float = 0.0, density: float = 1.6) -> RetinaSample:
     """Generate one phantom eye from ``seed``.
 
     Args:
@@ -109,7 +109,7 @@ def make_retina(seed: int, size: tuple[int, int] = (576, 720), severity: float =
     fov_soft = np.clip(R - rc + 0.5, 0, 1).astype(np.float32)
     vignette = (1.0 - r_anat.uniform(0.3, 0.45) * (rc / R) ** 2.5).clip(0.2, 1).astype(np.float32)
     df = np.sqrt((yy - fovea[0]) ** 2 + (xx - fovea[1]) ** 2)
-    macula = np.exp(-(df / (0.24 * R)) ** 2).astype(np.float32)
+    macula = np.exp(-(df / (0.26 * R)) ** 2).astype(np.float32)
     ddisc = np.sqrt(((yy - disc[0]) / 1.08) ** 2 + (xx - disc[1]) ** 2)  # disc slightly taller than wide
     disc_soft = soft_disk(ddisc, rd, 0.15 * rd).astype(np.float32)
     cup = soft_disk(np.sqrt(((yy - disc[0]) / 1.1) ** 2 + (xx - disc[1] - 0.15 * rd) ** 2),

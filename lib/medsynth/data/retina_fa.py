@@ -58,11 +58,12 @@ class FARenderer:
         scale = radius / 360.0
         # Choroidal lobules fill unevenly first: a patchy pattern that fades as the flush completes.
         self.patch = smooth_noise(rng, shape, 22 * scale)
-        self.texture = 0.06 * smooth_noise(rng, shape, 40 * scale) + 0.035 * smooth_noise(rng, shape, 7 * scale)
-        self.gain = float(rng.uniform(0.85, 1.1))
+        self.texture = (0.07 * smooth_noise(rng, shape, 40 * scale) + 0.05 * smooth_noise(rng, shape, 5 * scale)
+                        + 0.04 * smooth_noise(rng, shape, 2 * scale))
+        self.gain = float(np.exp(rng.normal(0.0, 0.3)))  # cameras/operators vary a lot
         self.gamma = float(rng.uniform(0.9, 1.1))
-        self.bg_level = float(rng.uniform(0.30, 0.40))
-        self.vessel_level = float(rng.uniform(0.26, 0.34))
+        self.bg_level = float(rng.uniform(0.42, 0.52))
+        self.vessel_level = float(rng.uniform(0.3, 0.42))
         # Filling times: arteries from the disc outwards; veins from the periphery back to the disc.
         self.t_art = 0.09 + 0.06 * arteries.path / radius
         smax = float(veins.path.max()) if veins.mask.any() else radius
@@ -70,7 +71,7 @@ class FARenderer:
         self.vcon = {k: 1.0 - np.exp(-m.radius / (1.6 * scale + 0.4)) for k, m in (("a", arteries), ("v", veins))}
         ly, lx = np.mgrid[0:shape[0], 0:shape[1]]
         self.grid = (ly.astype(np.float32), lx.astype(np.float32))
-        self.noise_sigma = float(rng.uniform(0.008, 0.016))
+        self.noise_sigma = float(rng.uniform(0.02, 0.035))
 
     def leakage(self, t: float) -> np.ndarray:
         """Added FA intensity from leakage at time ``t``: grows in radius and brightness (monotone)."""
@@ -94,7 +95,7 @@ class FARenderer:
         """FA image (H,W) float32 in [0,1] and leakage mask (H,W) bool at time ``t``."""
         flush = float(smoothstep(0.04, 0.2, t)) * (1.0 - 0.35 * float(smoothstep(0.35, 1.0, t)))
         patchy = 1.0 + (0.35 * (1.0 - float(smoothstep(0.05, 0.3, t)))) * self.patch
-        bg = self.bg_level * flush * patchy * (1.0 + self.texture) * (1.0 - 0.6 * self.macula)
+        bg = self.bg_level * flush * patchy * (1.0 + self.texture) * (1.0 - 0.7 * self.macula)
         wash = 1.0 - 0.5 * float(smoothstep(0.35, 1.0, t))
         fa = bg
         fill_a = 1.0 / (1.0 + np.exp(-(t - self.t_art) / 0.012))
@@ -109,7 +110,7 @@ class FARenderer:
         leak = self.leakage(t)
         fa = fa + leak
         fa *= (1.0 - 0.85 * self.les.haem) * (1.0 - 0.2 * self.les.exud)  # blood blocks fluorescence
-        fa = ndi.gaussian_filter(fa, 0.6 * max(self.R / 360.0, 0.5))
+        fa = ndi.gaussian_filter(fa, 0.45 * max(self.R / 360.0, 0.5))
         fa = self.gain * fa * self.vignette
         fa = fa + rng.normal(0.0, self.noise_sigma, self.shape).astype(np.float32) * np.sqrt(np.clip(fa, 0.02, 1))
         fa = np.clip(fa, 0.0, 1.0) ** self.gamma * self.fov

@@ -3,7 +3,8 @@
 * FID (Heusel et al. 2017, "GANs trained by a two time-scale update rule converge to a local
   Nash equilibrium"): Frechet distance between Gaussians fitted to Inception features,
   ``||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))``; computed by pytorch-fid's
-  :func:`~pytorch_fid.fid_score.calculate_frechet_distance`.
+  :func:`~pytorch_fid.fid_score.calculate_frechet_distance` (same steps here on SciPy >= 1.18,
+  where that function fails).
 * KID (Binkowski et al. 2018, "Demystifying MMD GANs"): unbiased MMD^2 with the cubic polynomial
   kernel ``k(x, y) = (x.y / d + 1)^3``, averaged over random subsets (mean and std reported).
 
@@ -73,19 +74,40 @@ def _check_features(f1: np.ndarray, f2: np.ndarray) -> tuple[np.ndarray, np.ndar
     return f1, f2
 
 
+def _frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
+    """pytorch-fid's ``calculate_frechet_distance``; on SciPy >= 1.18, which removed the ``disp``
+    argument it passes to ``sqrtm`` (pytorch-fid 0.3.0 raises TypeError), the same computation."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+    from scipy import linalg
+
+    with warnings.catch_warnings():  # SciPy 1.17 deprecates ``disp``: not the caller's concern
+        warnings.filterwarnings("ignore", "The `disp` argument", DeprecationWarning)
+        try:
+            return float(calculate_frechet_distance(mu1, s1, mu2, s2))
+        except TypeError as exc:
+            if "disp" not in str(exc):
+                raise
+    covmean = linalg.sqrtm(s1 @ s2)
+    if not np.isfinite(covmean).all():  # nearly singular product: pytorch-fid's eps offset
+        offset = np.eye(len(s1)) * 1e-6
+        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"Imaginary component {np.max(np.abs(covmean.imag))}")
+        covmean = covmean.real
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
 def fid_from_features(f1: np.ndarray, f2: np.ndarray) -> float:
     """FID between two (N, d) feature arrays (sample mean and covariance, as pytorch-fid)."""
-    from pytorch_fid.fid_score import calculate_frechet_distance
-
     f1, f2 = _check_features(f1, f2)
     if min(len(f1), len(f2)) <= f1.shape[1]:
         warnings.warn(f"FID from {len(f1)} and {len(f2)} samples of {f1.shape[1]}-d features: the covariances "
                       f"are rank-deficient and the value is strongly biased; use more images than dims "
                       f"(or smaller dims).", stacklevel=2)
     s1, s2 = np.atleast_2d(np.cov(f1, rowvar=False)), np.atleast_2d(np.cov(f2, rowvar=False))
-    with warnings.catch_warnings():  # pytorch-fid 0.3.0 passes sqrtm(disp=False), deprecated in SciPy 1.17
-        warnings.filterwarnings("ignore", "The `disp` argument", DeprecationWarning)
-        return float(calculate_frechet_distance(f1.mean(0), s1, f2.mean(0), s2))
+    return _frechet_distance(f1.mean(0), s1, f2.mean(0), s2)
 
 
 def kid_from_features(f1: np.ndarray, f2: np.ndarray, subsets: int = 100, subset_size: int = 1000,

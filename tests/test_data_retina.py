@@ -126,7 +126,7 @@ def test_misalignment_warps_fa_only():
     np.testing.assert_array_equal(a.fundus, b.fundus)
     assert b.warp is not None and b.warp.shape == (2, *SIZE)
     assert np.abs(a.angio - b.angio).mean() > 0.005
-    np.testing.assert_allclose(warp(a.angio, b.warp).clip(0, 1), b.angio, atol=1e-6)
+    np.testing.assert_allclose(warp(a.angio, b.warp).clip(0, 1), b.angio, atol=1e-4)
 
 
 def test_smooth_noise_unit_std():

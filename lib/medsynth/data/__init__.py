@@ -7,7 +7,7 @@
 * :mod:`.datasets` - :class:`PairedDataset`, :class:`SequenceDataset`, :class:`MultiModalDataset`;
 * :mod:`.realism` - phantom-vs-real statistics (histograms, vessel fraction, power spectra).
 """
-GENERATOR_VERSION = "1"  # bump when phantom pixels change: invalidates ensure_phantoms caches
+GENERATOR_VERSION = "4"  # bump when phantom pixels change: invalidates ensure_phantoms caches
 
 from medsynth.data.layout import ensure_phantoms, list_ids, load_pair, read_image, read_meta, write_phantoms  # noqa: E402
 from medsynth.data.retina import MASK_NAMES, RetinaSample, make_retina  # noqa: E402

@@ -15,27 +15,16 @@ train; it is what the data tour notebook shows.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.transform import resize
 
+from medsynth.nbutils import shared_data_dir  # re-exported: notebooks import it from here
+
 __all__ = ["shared_data_dir", "fov_from_image", "histograms", "hist_emd", "vessel_fraction", "power_spectrum",
            "spectrum_distance", "load_drive", "load_isfahan", "phantom_set", "compare_retina"]
-
-
-def shared_data_dir() -> Path | None:
-    """``$MEDSYNTH_SHARED_DATA`` or ``<repo>/../shared/data`` if it exists, else None."""
-    env = os.environ.get("MEDSYNTH_SHARED_DATA")
-    cands = [Path(env)] if env else []
-    cands.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
-    cands.append(Path.cwd().parent / "shared" / "data")
-    for c in cands:
-        if c.is_dir():
-            return c
-    return None
 
 
 def fov_from_image(img: np.ndarray, thr: float = 0.06) -> np.ndarray:

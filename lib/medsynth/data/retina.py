@@ -54,7 +54,7 @@ def _fundus(rng: np.random.Generator, shape: tuple[int, int], R: float, fov: np.
     """Colour photograph: orange-red choroid, yellow disc, vessels absorbing by Beer-Lambert."""
     scale = R / 360.0
     pig = rng.uniform(-1, 1)  # fundus pigmentation: darker/redder vs lighter/oranger
-    base = np.array([0.90 + 0.10 * pig, 0.50 + 0.09 * pig, 0.30 + 0.06 * pig], np.float32)
+    base = np.array([0.87 + 0.10 * pig, 0.50 + 0.09 * pig, 0.30 + 0.06 * pig], np.float32)
     tex = (0.035 * smooth_noise(rng, shape, 60 * scale) + 0.012 * smooth_noise(rng, shape, 6 * scale))
     grad = 0.14 * smooth_noise(rng, shape, 1.2 * R)  # uneven illumination across the field
     light = (1.0 + grad) * vignette
@@ -67,8 +67,8 @@ def _fundus(rng: np.random.Generator, shape: tuple[int, int], R: float, fov: np.
     img = img * (1 - cup[..., None] * 0.8) + cup[..., None] * 0.8 * cup_col
     ca = 1.0 - np.exp(-art.radius / (1.8 * scale + 0.4))  # thin vessels: less optical density
     cv = 1.0 - np.exp(-vein.radius / (1.8 * scale + 0.4))
-    od = (np.array([0.22, 0.62, 0.55], np.float32) * (art.profile * ca)[..., None]
-          + np.array([0.38, 0.95, 0.80], np.float32) * (vein.profile * cv)[..., None])
+    od = (np.array([0.2, 0.55, 0.5], np.float32) * (art.profile * ca)[..., None]
+          + np.array([0.34, 0.85, 0.72], np.float32) * (vein.profile * cv)[..., None])
     od += np.array([0.45, 1.6, 1.3], np.float32) * np.maximum(les.haem, les.ma)[..., None]  # red: absorbs G, B
     img *= np.exp(-od)
     # Central light reflex on larger arteries.
@@ -77,7 +77,7 @@ def _fundus(rng: np.random.Generator, shape: tuple[int, int], R: float, fov: np.
     ex = les.exud[..., None]
     img = img * (1 - ex) + ex * np.array([0.98, 0.88, 0.42], np.float32) * light[..., None]
     img = ndi.gaussian_filter(img, (0.6 * max(scale, 0.5), 0.6 * max(scale, 0.5), 0))  # optics
-    img += rng.normal(0, 0.008, img.shape).astype(np.float32)
+    img += 0.008 * rng.standard_normal(img.shape, dtype=np.float32)
     return (np.clip(img, 0, 1) * fov[..., None]).astype(np.float32)
 
 

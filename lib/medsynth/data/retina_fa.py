@@ -3,8 +3,8 @@
 Time ``t`` is normalised to [0, 1] over a typical 10-minute study. The phases (clinical FA timing,
 also the three groups Fundus2Video samples 4 frames from, 05_fundus2video Sec. 3.0.1):
 
-* choroidal flush  t ~ 0.05-0.10: patchy background fluorescence appears first;
-* arterial         t ~ 0.08-0.25: arteries fill from the disc outwards (path length / velocity);
+* choroidal flush  t ~ 0.02-0.12: patchy background fluorescence appears first;
+* arterial         t ~ 0.05-0.25: arteries fill from the disc outwards (path length / velocity);
 * venous           t ~ 0.25-0.55: laminar flow (walls first) then full veins, filling from the
                                   periphery (small venules) towards the disc;
 * late             t ~ 0.55-1.0 : vessels and background fade (recirculation), the disc margin
@@ -65,7 +65,7 @@ class FARenderer:
         self.bg_level = float(rng.uniform(0.42, 0.52))
         self.vessel_level = float(rng.uniform(0.3, 0.42))
         # Filling times: arteries from the disc outwards; veins from the periphery back to the disc.
-        self.t_art = 0.09 + 0.06 * arteries.path / radius
+        self.t_art = 0.05 + 0.035 * arteries.path / radius
         smax = float(veins.path.max()) if veins.mask.any() else radius
         self.t_vein = 0.2 + 0.12 * np.clip(1.0 - veins.path / max(smax, 1.0), 0, 1) ** 0.5
         self.vcon = {k: 1.0 - np.exp(-m.radius / (1.6 * scale + 0.4)) for k, m in (("a", arteries), ("v", veins))}
@@ -93,17 +93,19 @@ class FARenderer:
 
     def frame(self, t: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """FA image (H,W) float32 in [0,1] and leakage mask (H,W) bool at time ``t``."""
-        flush = float(smoothstep(0.04, 0.2, t)) * (1.0 - 0.35 * float(smoothstep(0.35, 1.0, t)))
-        patchy = 1.0 + (0.35 * (1.0 - float(smoothstep(0.05, 0.3, t)))) * self.patch
+        flush = float(smoothstep(0.02, 0.12, t)) * (1.0 - 0.2 * float(smoothstep(0.35, 1.0, t)))
+        patchy = 1.0 + (0.35 * (1.0 - float(smoothstep(0.02, 0.15, t)))) * self.patch
         bg = self.bg_level * flush * patchy * (1.0 + self.texture) * (1.0 - 0.7 * self.macula)
         wash = 1.0 - 0.5 * float(smoothstep(0.35, 1.0, t))
-        fa = bg
         fill_a = 1.0 / (1.0 + np.exp(-(t - self.t_art) / 0.012))
         # Laminar venous flow: dye hugs the walls first (reld -> 1 near the wall).
         fill_v = 1.0 / (1.0 + np.exp(-(t - self.t_vein + 0.05 * self.vein.reld ** 2) / 0.015))
+        # A vessel not yet reached by dye is a column of blood in front of the glowing choroid: dark.
+        fa = bg * (1.0 - 0.5 * self.art.profile * self.vcon["a"] * (1.0 - fill_a)) \
+                * (1.0 - 0.5 * self.vein.profile * self.vcon["v"] * (1.0 - fill_v))
         vl = self.vessel_level * wash
-        fa = np.maximum(fa, bg + vl * self.art.profile * self.vcon["a"] * fill_a)
-        fa = np.maximum(fa, bg + vl * 1.05 * self.vein.profile * self.vcon["v"] * fill_v)
+        fa = fa + np.maximum(vl * self.art.profile * self.vcon["a"] * fill_a,
+                             vl * 1.05 * self.vein.profile * self.vcon["v"] * fill_v)
         # Disc: capillaries fill with the arteries; the margin stains late.
         fa += self.disc * (0.12 * flush) + self.ring * 0.25 * float(smoothstep(0.3, 1.0, t))
         fa += 0.45 * self.les.ma * float(smoothstep(0.09, 0.16, t)) * (1.0 - 0.3 * float(smoothstep(0.5, 1.0, t)))
@@ -112,6 +114,6 @@ class FARenderer:
         fa *= (1.0 - 0.85 * self.les.haem) * (1.0 - 0.2 * self.les.exud)  # blood blocks fluorescence
         fa = ndi.gaussian_filter(fa, 0.45 * max(self.R / 360.0, 0.5))
         fa = self.gain * fa * self.vignette
-        fa = fa + rng.normal(0.0, self.noise_sigma, self.shape).astype(np.float32) * np.sqrt(np.clip(fa, 0.02, 1))
+        fa = fa + self.noise_sigma * rng.standard_normal(self.shape, dtype=np.float32) * np.sqrt(np.clip(fa, 0.02, 1))
         fa = np.clip(fa, 0.0, 1.0) ** self.gamma * self.fov
         return fa.astype(np.float32), (leak > LEAK_THRESHOLD) & (self.fov > 0.5)

@@ -108,7 +108,7 @@ def grow_tree(rng: np.random.Generator, centre: tuple[float, float], radius: flo
         first = 1.3 * disc_radius if depth == 0 else 0.4 * gap
         cuts = cuts[(cuts > first) & (cuts < s[-1] - 3 * ds)]
         # Radius along the segment: slow taper times Murray reductions at each branch point.
-        r = r0 * (1.0 - 0.25 * s / max(s[-1], 1.0))
+        r = r0 * (1.0 - 0.15 * s / max(s[-1], 1.0))
         for c in cuts:
             i = int(c / ds)
             rp = float(r[i])
@@ -122,7 +122,7 @@ def grow_tree(rng: np.random.Generator, centre: tuple[float, float], radius: flo
                 a = float(head[i]) + (ang if rng.random() < 0.5 else -ang)
                 if np.cos(a - out) < -0.1:
                     a = 2 * float(head[i]) - a
-                child_len = rng.uniform(0.6, 1.0) * (0.2 * R + 70.0 * rc)
+                child_len = rng.uniform(0.6, 1.0) * (0.3 * R + 90.0 * rc)
                 stack.append((kind, float(y[i]), float(x[i]), a, rng.normal(0, 15) * deg, rc,
                               child_len, s0 + c, depth + 1, 0.3 * R))
         keep = r >= r_min

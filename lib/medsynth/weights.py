@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 __all__ = ["WeightsUnavailable", "WeightSpec", "REGISTRY", "cache_path", "fetch", "available",
-           "load_inception", "load_vgg19", "DOWNLOAD_TIMEOUT_S"]
+           "load_inception", "load_vgg19", "load_lpips_backbone", "load_lpips_linear", "load_i3d",
+           "DOWNLOAD_TIMEOUT_S"]
 
 DOWNLOAD_TIMEOUT_S = 5.0  # socket timeout of one download attempt (and of the DNS lookup)
 FEATURE_CHOICES = ("pretrained", "random", "auto")
@@ -56,7 +57,7 @@ REGISTRY: dict[str, WeightSpec] = {s.name: s for s in (
                "FID/KID (pytorch-fid InceptionV3, TF-FID port)"),
     WeightSpec("vgg19", "vgg19-dcbfe0ab.pth", "https://download.pytorch.org/models/vgg19-dcbfe0ab.pth",
                "VGG19 perceptual/style/content losses (torchvision IMAGENET1K_V1)", "dcbfe0ab"),
-    # Reserved for later chapters (no loader yet): LPIPS backbones + linear layers, I3D for FVD.
+    # LPIPS backbones + linear layers and I3D for FVD (loaders at the end of this module; chapter 05).
     WeightSpec("alexnet", "alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
                "LPIPS (alex) backbone, torchvision IMAGENET1K_V1", "7be5be79"),
     WeightSpec("vgg16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
@@ -283,3 +284,92 @@ def load_vgg19(features: str = "pretrained", seed: int = 0,
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=gen)
                 nn.init.zeros_(m.bias)
     return _freeze(net, kind, device)
+
+
+# -- LPIPS (Zhang et al. 2018) and I3D for FVD (Unterthiner et al. 2019); used by chapter 05 ----------------
+
+LPIPS_NETS = {"alex": ("alexnet", "lpips_alex"), "vgg": ("vgg16", "lpips_vgg")}
+
+
+def load_lpips_backbone(net: str = "alex", features: str = "pretrained", seed: int = 0,
+                        device: torch.device | str | None = None) -> nn.Module:
+    """torchvision AlexNet or VGG16 ``.features`` (IMAGENET1K_V1), frozen, for LPIPS.
+
+    ``net``: "alex" | "vgg". ``features`` as for :func:`load_inception`: "random" is a seeded
+    Kaiming-normal (fan_in) re-initialisation, so the features have spread (labelled ``random``).
+    """
+    from torchvision.models.alexnet import AlexNet
+    from torchvision.models.vgg import cfgs, make_layers
+
+    if net not in LPIPS_NETS:
+        raise ValueError(f"net must be one of {sorted(LPIPS_NETS)}, got {net!r}")
+    kind, state = _resolve(LPIPS_NETS[net][0], features)
+    with torch.random.fork_rng(devices=[]):  # default init draws from the global RNG: leave it alone
+        body = AlexNet().features if net == "alex" else make_layers(cfgs["D"])
+    if state is not None:
+        body.load_state_dict({k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")})
+    else:
+        _reinit_random(body, seed)
+    return _freeze(body, kind, device)
+
+
+def load_lpips_linear(net: str = "alex", download: bool | None = None) -> list[torch.Tensor]:
+    """The five LPIPS v0.1 linear-layer weights, each (1, C, 1, 1) and non-negative.
+
+    Raises :class:`WeightsUnavailable` when the file is absent (there is no random version of a
+    *learned* calibration: callers use equal weights and label the result instead).
+    """
+    if net not in LPIPS_NETS:
+        raise ValueError(f"net must be one of {sorted(LPIPS_NETS)}, got {net!r}")
+    state = _load_state(LPIPS_NETS[net][1], download)
+    return [state[f"lin{i}.model.1.weight"].float() for i in range(5)]
+
+
+class _RandomVideoFeatures(nn.Module):
+    """Seeded random 3-D conv features: the documented FVD fallback when the I3D file is absent.
+
+    Four Conv3d + ReLU stages (stride 2 in space, 1 then 2 in time), global average pooling and a
+    random linear map to ``dims`` features. Called like StyleGAN-V's I3D TorchScript:
+    ``(N, 3, T, H, W)`` in [-1, 1] -> (N, dims). Its FVD is NOT comparable to published FVD.
+    """
+
+    def __init__(self, dims: int = 400, seed: int = 0) -> None:
+        super().__init__()
+        chans = (3, 16, 32, 64, 128)
+        self.body = nn.Sequential(*[m for i in range(4) for m in (
+            nn.Conv3d(chans[i], chans[i + 1], 3, stride=(1 if i < 2 else 2, 2, 2), padding=1), nn.ReLU())])
+        self.proj = nn.Linear(chans[-1], dims)
+        gen = torch.Generator().manual_seed(seed)  # Kaiming-normal fan_in, as _reinit_random (which skips Conv3d)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv3d, nn.Linear)):
+                nn.init.normal_(m.weight, 0.0, (2.0 / m.weight[0].numel()) ** 0.5, generator=gen)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor, **_: object) -> torch.Tensor:
+        return self.proj(self.body(x).mean((2, 3, 4)))
+
+
+def load_i3d(features: str = "pretrained", seed: int = 0, dims: int = 400,
+             device: torch.device | str | None = None) -> nn.Module:
+    """StyleGAN-V's TorchScript I3D (Kinetics-400) for FVD, frozen; or the labelled random fallback.
+
+    The TorchScript takes ``(N, 3, T, H, W)`` in [-1, 1] with ``rescale=False, resize=True,
+    return_features=True`` and returns (N, 400) features (StyleGAN-V / common_metrics_on_video_quality,
+    which the official Fundus2Video code calls). A TorchScript archive holds code as well as
+    weights, so it is loaded with ``torch.jit.load``: only use the file from the registry's URL.
+    ``features="random"`` gives :class:`_RandomVideoFeatures` (``dims`` wide), labelled ``random``.
+    """
+    _check_features(features)
+    if features != "random":
+        try:
+            path = fetch("i3d")
+            net = torch.jit.load(str(path), map_location="cpu")
+            return _freeze(net, "pretrained", device)
+        except WeightsUnavailable:
+            if features == "pretrained":
+                raise
+            warnings.warn("features='auto': using RANDOM video features for FVD; numbers are not comparable "
+                          "to published FVD.", stacklevel=2)
+    with torch.random.fork_rng(devices=[]):
+        net = _RandomVideoFeatures(dims, seed)
+    return _freeze(net, "random", device)

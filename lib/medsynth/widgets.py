@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["retina_view", "retina_explorer"]
+__all__ = ["retina_view", "retina_explorer", "knowledge_explorer", "video_frame_view", "video_explorer"]
 
 
 @lru_cache(maxsize=16)
@@ -58,3 +58,68 @@ def retina_explorer(size: tuple[int, int] = (192, 240), n_frames: int = 9):
         w.observe(draw, names="value")
     draw()
     return W.VBox([W.HBox([seed, sev, frame]), pic, cap])
+
+
+# -- chapter 05 (Fundus2Video): appended by the chapter-05 helper -----------------------------------------
+
+
+def _png(img: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(buf, format="png")
+    return buf.getvalue()
+
+
+def knowledge_explorer(frames: np.ndarray, true: np.ndarray, threshold: float = 45.0):
+    """Fundus2Video's knowledge mask (Sec. 2.2) live: threshold slider, the two frames, IoU vs true leakage.
+
+    Wraps :func:`medsynth.knowledge.knowledge_view` (frames (T,H,W) in [0,1], ``true`` (H,W) bool).
+    """
+    import ipywidgets as W
+
+    from medsynth.knowledge import knowledge_view
+
+    t = len(frames)
+    th = W.FloatSlider(value=threshold, min=0, max=150, step=1, description="threshold")
+    a = W.IntSlider(value=0, min=0, max=t - 1, description="first")
+    b = W.IntSlider(value=t - 1, min=0, max=t - 1, description="last")
+    pic, cap = W.Image(format="png"), W.Label()
+
+    def draw(*_):
+        img, _, text = knowledge_view(frames, true, th.value, a.value, b.value)
+        pic.value, cap.value = _png(img), text
+
+    for w in (th, a, b):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([th, a, b]), pic, cap])
+
+
+def video_frame_view(cf: np.ndarray, real: np.ndarray, fake: np.ndarray, k: int) -> tuple[np.ndarray, str]:
+    """CF photo | real frame k | generated frame k | |difference|, side by side; (H, 4W, 3) and a caption.
+
+    ``cf`` (H,W,3), ``real``/``fake`` (T,H,W), all in [0,1].
+    """
+    from medsynth.viz import to_rgb
+    k = int(np.clip(k, 0, len(real) - 1))
+    err = np.abs(real[k] - fake[k])
+    img = np.concatenate([to_rgb(cf), to_rgb(real[k]), to_rgb(fake[k]), to_rgb(np.clip(2 * err, 0, 1))], axis=1)
+    return img, f"frame {k + 1}/{len(real)}: photo | real FFA | generated | 2 x |error| (mean abs error {err.mean():.3f})"
+
+
+def video_explorer(cf: np.ndarray, real: np.ndarray, fake: np.ndarray):
+    """Frame slider over :func:`video_frame_view`."""
+    import ipywidgets as W
+
+    k = W.IntSlider(value=0, min=0, max=len(real) - 1, description="frame")
+    pic, cap = W.Image(format="png"), W.Label()
+
+    def draw(*_):
+        img, text = video_frame_view(cf, real, fake, k.value)
+        pic.value, cap.value = _png(img), text
+
+    k.observe(draw, names="value")
+    draw()
+    return W.VBox([k, pic, cap])

@@ -79,5 +79,7 @@ def test_papermill_injects_parameters(tmp_path: Path) -> None:
 
 
 def test_summary_table_lists_every_chapter() -> None:
-    table = summary_table({"01_a": {"fid": {"value": 12.345, "label": "FID"}}, "02_b": {"ssim": 0.5}})
+    table = summary_table({"01_a": {"fid": {"value": 12.345, "label": "FID"}}, "02_b": {"ssim": 0.5},
+                           "03_c": {"rows": [{"stat": "mean", "v": 0.123456}]}})
     assert "== 01_a" in table and "fid.value" in table and "12.35" in table and "ssim" in table
+    assert "rows[0].stat" in table and "0.1235" in table

@@ -46,13 +46,25 @@ def _literal(text: str) -> Any:
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts (and lists of dicts, e.g. table rows) to ``a.b[i].c`` keys."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, dict):
             out.update(_flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for i, x in enumerate(v):
+                out.update(_flatten(x, f"{prefix}{k}[{i}]."))
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
 
 
 def summary_table(results: dict[str, dict[str, Any]]) -> str:
@@ -62,8 +74,7 @@ def summary_table(results: dict[str, dict[str, Any]]) -> str:
         lines.append(f"== {chapter}")
         flat = _flatten(metrics)
         width = max((len(k) for k in flat), default=0)
-        lines += [f"   {k:<{width}}  {v:.4g}" if isinstance(v, float) else f"   {k:<{width}}  {v}"
-                  for k, v in flat.items()]
+        lines += [f"   {k:<{width}}  {_fmt(v)}" for k, v in flat.items()]
     return "\n".join(lines)
 
 

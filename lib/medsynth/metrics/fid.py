@@ -21,13 +21,34 @@ import torch
 
 from medsynth.metrics.features import Images, inception_features
 
-__all__ = ["MetricResult", "fid", "kid", "fid_from_features", "kid_from_features"]
+__all__ = ["LabelledValue", "MetricResult", "fid", "kid", "fid_from_features", "kid_from_features"]
 
 _BLOCK_NAMES = {64: "maxpool1", 192: "maxpool2", 768: "Mixed_6e", 2048: "pool3"}
 
 
+class LabelledValue:
+    """Shared behaviour of metric results that carry what they were computed on.
+
+    Subclasses (dataclasses) define ``value``, ``std``, ``label``, ``comparable`` and ``_counts``.
+    """
+
+    def _counts(self) -> str:  # sample sizes, e.g. "n_real=56, n_fake=56"
+        return ""
+
+    def __str__(self) -> str:
+        pm = "" if self.std is None else f" ± {self.std:.3g}"
+        return f"{self.label} = {self.value:.4g}{pm} ({self._counts()})"
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def as_dict(self) -> dict:
+        """Plain dict for metrics.json, including ``label`` and ``comparable``."""
+        return {**asdict(self), "label": self.label, "comparable": self.comparable}
+
+
 @dataclass(frozen=True)
-class MetricResult:
+class MetricResult(LabelledValue):
     """A distribution metric's value and what it was computed on (``features``: pretrained|random)."""
 
     value: float
@@ -53,16 +74,8 @@ class MetricResult:
             return f"{self.name} ({where}) — small-set variant, not comparable to published 2048-d {self.name}"
         return f"{self.name} ({where})"
 
-    def __str__(self) -> str:
-        pm = "" if self.std is None else f" ± {self.std:.3g}"
-        return f"{self.label} = {self.value:.4g}{pm} (n_real={self.n_real}, n_fake={self.n_fake})"
-
-    def __float__(self) -> float:
-        return float(self.value)
-
-    def as_dict(self) -> dict:
-        """Plain dict for metrics.json, including ``label`` and ``comparable``."""
-        return {**asdict(self), "label": self.label, "comparable": self.comparable}
+    def _counts(self) -> str:
+        return f"n_real={self.n_real}, n_fake={self.n_fake}"
 
 
 def _check_features(f1: np.ndarray, f2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from medsynth.metrics.fid import LabelledValue
 from medsynth.weights import FEATURE_CHOICES, WeightsUnavailable, load_lpips_backbone, load_lpips_linear
 
 __all__ = ["FeatureMetric", "LPIPS", "lpips", "LPIPS_TAPS"]
@@ -28,7 +29,7 @@ _BACKBONE = {"alex": "AlexNet", "vgg": "VGG16"}
 
 
 @dataclass(frozen=True)
-class FeatureMetric:
+class FeatureMetric(LabelledValue):
     """A value computed on a pretrained network's features, with what it was computed on."""
 
     value: float
@@ -48,15 +49,8 @@ class FeatureMetric:
             return f"{self.name}, random {self.backbone} features — not comparable to published {self.name}"
         return f"{self.name} ({self.backbone})"
 
-    def __str__(self) -> str:
-        pm = "" if self.std is None else f" ± {self.std:.3g}"
-        return f"{self.label} = {self.value:.4g}{pm} (n={self.n})"
-
-    def __float__(self) -> float:
-        return float(self.value)
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "label": self.label, "comparable": self.comparable}
+    def _counts(self) -> str:
+        return f"n={self.n}"
 
 
 class LPIPS(nn.Module):

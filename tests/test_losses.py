@@ -9,6 +9,7 @@ from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss, scores
 from medsynth.weights import WeightsUnavailable
 
 
+
 def test_lsgan_targets_and_scale_sum() -> None:
     gan = GANLoss("lsgan")
     ones, zeros = torch.ones(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
@@ -67,3 +68,10 @@ def test_vgg_loss_random_fallback_is_labelled_and_works() -> None:
     value = loss(fake, y)
     value.backward()
     assert value > 0 and fake.grad is not None
+
+
+def test_vgg_loss_takes_stacks_of_grey_frames() -> None:
+    loss = VGGLoss(features="random")
+    a, b = torch.rand(2, 4, 32, 32) * 2 - 1, torch.rand(2, 4, 32, 32) * 2 - 1
+    expected = loss(a.reshape(8, 1, 32, 32), b.reshape(8, 1, 32, 32))
+    assert torch.isclose(loss(a, b), expected)

@@ -14,9 +14,6 @@ Tensors are NCHW; images live in [-1, 1].
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -265,13 +262,3 @@ def keras_param_count(net: nn.Module, conv_bias: bool = False) -> int:
         elif isinstance(m, nn.BatchNorm2d):
             total += 4 * m.num_features
     return total
-
-
-def _check_divisible(size: int, factor: int, what: str) -> None:
-    """Raise a clear error when a size cannot be halved ``log2(factor)`` times (used by generators)."""
-    if size % factor:
-        raise ValueError(f"{what}: input size {size} must be divisible by {factor} "
-                         f"({int(math.log2(factor))} stride-2 stages)")
-
-
-Factory = Callable[[int], nn.Module]

@@ -80,8 +80,9 @@ class VGGLoss(nn.Module):
     """Perceptual loss on frozen VGG19 features (Johnson et al. 2016), as pix2pixHD uses it:
 
     ``sum_i w_i * L1(VGG_i(G(x)), VGG_i(y))`` at relu1_1 ... relu5_1 with weights
-    1/32, 1/16, 1/8, 1/4, 1 (pix2pixHD's ``VGGLoss``). Images in [-1, 1], 1 or 3 channels (grey is
-    repeated); they are ImageNet-normalised first (pix2pixHD feeds [-1, 1] unnormalised --
+    1/32, 1/16, 1/8, 1/4, 1 (pix2pixHD's ``VGGLoss``). Images in [-1, 1]: 3 channels are RGB, 1 is
+    grey (repeated), any other count is a stack of grey images (each channel scored on its own);
+    they are ImageNet-normalised first (pix2pixHD feeds [-1, 1] unnormalised --
     a small difference, noted in the chapter).
 
     ``features="pretrained"`` needs torchvision's VGG19 file and raises
@@ -112,6 +113,8 @@ class VGGLoss(nn.Module):
         return self
 
     def _feats(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if x.shape[1] not in (1, 3):  # e.g. a stack of grey frames: each channel is a grey image
+            x = x.reshape(-1, 1, *x.shape[-2:])
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = ((x + 1) / 2 - self.mean) / self.std

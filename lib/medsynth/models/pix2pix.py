@@ -3,8 +3,9 @@
 The objective is the paper's Eq. (4): ``G* = arg min_G max_D L_cGAN(G, D) + lambda L_L1(G)``
 with lambda = 100, the BCE ("vanilla") GAN loss, D loss halved (the paper's "divide the
 objective by 2 while optimising D"), Adam 2e-4 (0.5, 0.999). Dropout in the decoder's three
-innermost layers is the generator's only noise (Sec. 3.1); it stays on at test time in the
-paper, here ``sample``/evaluation use eval mode, like the reference code's default.
+innermost layers is the generator's only noise (Sec. 3.1); the paper keeps it (and batch
+statistics) on at test time, whereas ``sample`` and :func:`medsynth.models.translate` use eval mode
+(running statistics, no dropout), like the reference ``test.py`` with ``--eval``.
 """
 from __future__ import annotations
 

@@ -14,6 +14,18 @@ os.environ.setdefault("MEDSYNTH_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Unit tests use tiny tensors: one intra-op thread is as fast, and immune to oversubscription
+    when the 2-core machine is shared (measured: 2 threads each in two busy processes ran ~10x slower)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -11,13 +11,6 @@ from medsynth.models.pix2pix import Pix2PixTask, UNetGenerator
 from medsynth.models.pix2pixhd import Pix2PixHDGenerator, Pix2PixHDTask
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is as fast, and immune to oversubscription on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @torch.no_grad()

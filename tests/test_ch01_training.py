@@ -14,13 +14,6 @@ from medsynth.models.pix2pixhd import Pix2PixHDTask
 from medsynth.training import StepContext, TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is as fast, and immune to oversubscription on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 SIZE = 32
 

@@ -10,13 +10,6 @@ from medsynth.models.fundus2video import (ABLATIONS, PAPER_TABLE1, Fundus2VideoG
                                            rollout, window_indices)
 from medsynth.training import StepContext, TrainConfig, Trainer
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions: one thread is faster than two fighting other processes for 2 cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 TINY = dict(ngf=8, n_down=2, n_blocks=1, ndf=8, num_d=3, n_layers_d=2, num_patches=32, nce_nc=16)

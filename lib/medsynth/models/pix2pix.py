@@ -18,6 +18,7 @@ from torch import nn
 from medsynth.blocks import UNetBlock, init_weights
 from medsynth.discriminators import PatchDiscriminator
 from medsynth.losses import GANLoss
+from medsynth.models import translate
 from medsynth.training import GANTask, StepContext, set_requires_grad
 
 __all__ = ["UNetGenerator", "Pix2PixTask"]
@@ -93,11 +94,5 @@ class Pix2PixTask(GANTask):
         set_requires_grad(D, True)
         return {"D": loss_d.detach(), "G_gan": loss_gan.detach(), "L1": loss_l1.detach()}
 
-    @torch.no_grad()
     def sample(self, batch: dict[str, Any]) -> list[torch.Tensor]:
-        G = self.nets["G"]
-        was = G.training
-        G.eval()
-        fake = G(batch["src"])
-        G.train(was)
-        return [batch["src"], fake, batch["dst"]]
+        return [batch["src"], translate(self, batch["src"]), batch["dst"]]

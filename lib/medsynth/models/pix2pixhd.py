@@ -21,6 +21,7 @@ from torch import nn
 from medsynth.blocks import ResidualBlock, avg_downsample, down, head, init_weights, stem, up
 from medsynth.discriminators import MultiScaleDiscriminator
 from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss
+from medsynth.models import translate
 from medsynth.training import GANTask, StepContext, set_requires_grad
 
 __all__ = ["GlobalGenerator", "LocalEnhancer", "Pix2PixHDGenerator", "Pix2PixHDTask"]
@@ -160,11 +161,5 @@ class Pix2PixHDTask(GANTask):
         return {"D": loss_d.detach(), "G_gan": loss_gan.detach(), "G_fm": loss_fm.detach(),
                 "G_vgg": loss_vgg.detach(), "L1": (fake.detach() - dst).abs().mean()}
 
-    @torch.no_grad()
     def sample(self, batch: dict[str, Any]) -> list[torch.Tensor]:
-        G = self.nets["G"]
-        was = G.training
-        G.eval()
-        fake = G(batch["src"])
-        G.train(was)
-        return [batch["src"], fake, batch["dst"]]
+        return [batch["src"], translate(self, batch["src"]), batch["dst"]]

@@ -6,7 +6,8 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["retina_view", "retina_explorer", "knowledge_explorer", "video_frame_view", "video_explorer"]
+__all__ = ["retina_view", "retina_explorer", "knowledge_explorer", "video_frame_view", "video_explorer",
+           "structure_explorer", "fusion_explorer"]
 
 
 @lru_cache(maxsize=16)
@@ -123,3 +124,64 @@ def video_explorer(cf: np.ndarray, real: np.ndarray, fake: np.ndarray):
     k.observe(draw, names="value")
     draw()
     return W.VBox([k, pic, cap])
+
+
+# -- chapter 04 (structure maps): appended by the chapter-04 helper ------------------------------------
+
+
+def _upscale(img: np.ndarray, min_h: int = 128) -> np.ndarray:
+    k = max(1, int(np.ceil(min_h / img.shape[0])))
+    return np.kron(img, np.ones((k, k), img.dtype)) if k > 1 else img
+
+
+def structure_explorer(images: dict, literal_line12: bool = False):
+    """Algorithm 1 live (chapter 04): image choice, alpha, beta, gamma, sigma1, sigma2 and the line-12
+    reading; shows every intermediate (Fig. 11). Wraps :func:`medsynth.structure.structure_view`.
+
+    ``images``: name -> (H,W) or (H,W,3) array (any range; Algorithm 1 rescales to [0,1]).
+    """
+    import ipywidgets as W
+
+    from medsynth.structure import ALG1_DEFAULTS, structure_view
+
+    d = ALG1_DEFAULTS
+    pick = W.Dropdown(options=list(images), description="image")
+    sl = {"alpha": W.FloatSlider(value=d["alpha"], min=0.0, max=0.3, step=0.005, description="alpha", readout_format=".3f"),
+          "beta": W.FloatSlider(value=d["beta"], min=0.0, max=1.0, step=0.05, description="beta"),
+          "gamma": W.FloatSlider(value=d["gamma"], min=0.0, max=0.5, step=0.01, description="gamma"),
+          "sigma1": W.FloatSlider(value=d["sigma1"], min=0.0, max=3.0, step=0.1, description="sigma1"),
+          "sigma2": W.FloatSlider(value=d["sigma2"], min=0.0, max=3.0, step=0.1, description="sigma2")}
+    lit = W.Checkbox(value=literal_line12, description="line 12 as printed")
+    pic, cap = W.Image(format="png"), W.Label()
+
+    def draw(*_):
+        img, text = structure_view(images[pick.value], literal_line12=lit.value, **{k: w.value for k, w in sl.items()})
+        pic.value, cap.value = _png(_upscale(img)), text
+
+    for w in (pick, lit, *sl.values()):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([pick, lit]), W.HBox(list(sl.values())[:3]), W.HBox(list(sl.values())[3:]), pic, cap])
+
+
+def fusion_explorer(images: dict):
+    """Eq. 12 live (chapter 04): alpha1, alpha2 and the seed over s | m | s'.
+    Wraps :func:`medsynth.structure.fusion_view`."""
+    import ipywidgets as W
+
+    from medsynth.structure import fusion_view
+
+    pick = W.Dropdown(options=list(images), description="image")
+    a1 = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="alpha1")
+    a2 = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha2")
+    seed = W.IntSlider(value=0, min=0, max=100, description="seed")
+    pic, cap = W.Image(format="png"), W.Label()
+
+    def draw(*_):
+        img, text = fusion_view(images[pick.value], a1.value, a2.value, seed.value)
+        pic.value, cap.value = _png(_upscale(img)), text
+
+    for w in (pick, a1, a2, seed):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([pick, seed]), W.HBox([a1, a2]), pic, cap])

@@ -1,0 +1,222 @@
+"""Structure maps for chapter 04 (thesis "multi-modal synthesis from Sobel structure maps", SYSU 2020).
+
+Three pure, step-by-step functions of the thesis, each returning every intermediate image so the
+explorers (``medsynth.widgets.structure_explorer`` / ``fusion_explorer``) can show them (Fig. 11, 12):
+
+* :func:`structure_map_steps` — **Algorithm 1**, the structural feature map from Sobel edges
+  (pixel thresholds alpha, beta, gamma; Gaussian sigma1, sigma2; 3x3 median filter).
+* :func:`organ_mask_steps` — **Algorithm 2**, the mask (threshold, enlarge by p px, crop, median).
+  Note the convention: Algorithm 2 line 2 writes ``m = 1 - (x > alpha)``, so ``m`` is 1 on the
+  *background* and 0 on the organ; Eq. 7, 11 and 12 all rely on that (noise and structure are only
+  allowed where ``1 - m`` = 1).
+* :func:`fuse_noise` / :func:`fuse_noise_torch` — **Eq. 12**, ``s' = s + z' (1 - m)(1 - s)``,
+  ``z' ~ U(alpha1, alpha2)`` (defaults 0.5, 0.6, Sec. 4.2.3).
+
+Filters come from scipy/scikit-image (Sobel, Gaussian, median), not hand-written kernels. The
+thesis gives no default thresholds; the defaults below were chosen on the brain phantom (images
+scaled to [0, 1]) and are exposed to the explorer.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+from skimage import filters, transform
+from skimage.color import rgb2gray
+
+__all__ = ["ALG1_DEFAULTS", "ALG2_DEFAULTS", "to_gray", "structure_map_steps", "structure_map",
+           "organ_mask_steps", "organ_mask", "remove_lesion", "fuse_noise", "fuse_noise_torch",
+           "lesion_inside", "select_lesion", "ALG1_PANELS", "structure_view", "fusion_view"]
+
+#: Algorithm 1 defaults (not given in the thesis; chosen on the [0,1]-scaled brain phantom).
+ALG1_DEFAULTS = dict(alpha=0.05, beta=0.3, gamma=0.05, sigma1=1.0, sigma2=1.0)
+#: Algorithm 2 defaults: threshold alpha and the enlargement p in pixels.
+ALG2_DEFAULTS = dict(alpha=0.05, p=4)
+
+
+def to_gray(x: np.ndarray) -> np.ndarray:
+    """(H,W) or (H,W,3) image -> float (H,W) in [0,1] (Algorithm 1 line 1: "a real grayscale image")."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 3:
+        x = rgb2gray(x[..., :3])
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def _blur(img: np.ndarray, sigma: float, kernel: int) -> np.ndarray:
+    # "3x3 Gaussian blur" (Sec. 4.2.1): sigma from the algorithm, support fixed by ``kernel``.
+    if sigma <= 0:
+        return img
+    return ndi.gaussian_filter(img, sigma, radius=kernel // 2, mode="nearest")
+
+
+def structure_map_steps(x: np.ndarray, alpha: float = ALG1_DEFAULTS["alpha"], beta: float = ALG1_DEFAULTS["beta"],
+                        gamma: float = ALG1_DEFAULTS["gamma"], sigma1: float = ALG1_DEFAULTS["sigma1"],
+                        sigma2: float = ALG1_DEFAULTS["sigma2"], literal_line12: bool = False,
+                        kernel: int = 3, median: int = 3, lesion: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Algorithm 1 (Sec. 4.2.1), every line kept as an entry of the returned dict (in order).
+
+    Lines 2-3 ``reduce_min/reduce_max(sobel(x))``: the pixel-wise min and max over the two Sobel
+    responses (horizontal, vertical; signed, as ``tf.image.sobel_edges`` returns them). Lines 6-7
+    subtract from/against the map's mean so dark (min) and bright (max) contours both become
+    positive; lines 8-9 binarise at ``alpha``; line 10 unites them; line 11 blurs the union with
+    ``sigma2`` to thicken and join broken lines.
+
+    **Line 12** as printed thresholds ``(s1 + s2) > beta`` — the un-blurred maps of lines 8-9, which
+    would throw line 11 away. The evident intent is ``s > beta`` on the blurred ``s`` of line 11;
+    that is the default. ``literal_line12=True`` runs the line as printed (the notebook shows both).
+    Line 13 is a ``median`` x ``median`` median filter, line 14 keeps only pixels where ``x > gamma``.
+    ``lesion`` (optional bool mask) zeroes the structure inside a lesion, as the thesis does for
+    BRATS (Sec. 4.2.1 last paragraph, Sec. 5.2.1, Fig. 11): entry ``"s_no_lesion"``.
+    """
+    x = to_gray(x)
+    out: dict[str, np.ndarray] = {"x": x}
+    out["sobel_h"] = filters.sobel_h(x)                                   # sobel(x): two edge maps
+    out["sobel_v"] = filters.sobel_v(x)
+    edges = np.stack([out["sobel_h"], out["sobel_v"]])
+    s1 = edges.min(0); out["l2_s1_min"] = s1                               # line 2
+    s2 = edges.max(0); out["l3_s2_max"] = s2                               # line 3
+    s1 = _blur(s1, sigma1, kernel); out["l4_s1_blur"] = s1                 # line 4
+    s2 = _blur(s2, sigma1, kernel); out["l5_s2_blur"] = s2                 # line 5
+    s1 = s1.mean() - s1; out["l6_s1_centred"] = s1                         # line 6
+    s2 = s2 - s2.mean(); out["l7_s2_centred"] = s2                         # line 7
+    s1 = (s1 > alpha).astype(np.float64); out["l8_s1_bin"] = s1            # line 8
+    s2 = (s2 > alpha).astype(np.float64); out["l9_s2_bin"] = s2            # line 9
+    s = ((s1 + s2) > 0).astype(np.float64); out["l10_union"] = s           # line 10
+    s = _blur(s, sigma2, kernel); out["l11_blur"] = s                      # line 11
+    src = (s1 + s2) if literal_line12 else s                               # line 12 (see docstring)
+    s = (src > beta).astype(np.float64); out["l12_thresh"] = s
+    s = ndi.median_filter(s, size=median, mode="constant"); out["l13_median"] = s   # line 13
+    out["foreground"] = (x > gamma).astype(np.float64)
+    s = s * out["foreground"]; out["l14_s"] = s                            # line 14
+    out["s"] = s.astype(np.float32)
+    if lesion is not None:
+        out["s_no_lesion"] = remove_lesion(out["s"], lesion)
+    return out
+
+
+def structure_map(x: np.ndarray, **kwargs) -> np.ndarray:
+    """Final structure map of Algorithm 1, float32 (H,W) in {0,1} (see :func:`structure_map_steps`)."""
+    return structure_map_steps(x, **kwargs)["s"]
+
+
+def remove_lesion(s: np.ndarray, lesion: np.ndarray, dilate: int = 1) -> np.ndarray:
+    """Zero the structure inside a (slightly dilated) lesion mask (Sec. 4.2.1, Fig. 11's last two panels)."""
+    les = np.asarray(lesion).astype(bool)
+    if dilate:
+        les = ndi.binary_dilation(les, iterations=dilate)
+    return (np.asarray(s) * (~les)).astype(np.float32)
+
+
+def organ_mask_steps(x: np.ndarray, alpha: float = ALG2_DEFAULTS["alpha"], p: int = ALG2_DEFAULTS["p"],
+                     median: int = 3) -> dict[str, np.ndarray]:
+    """Algorithm 2 (Sec. 4.2.2): background mask ``m`` (1 = background, 0 = organ), every line kept.
+
+    Line 3-4 resize the mask to ``(H + p, W + p)`` with nearest-neighbour interpolation (the thesis
+    names ``resize()`` as nearest-neighbour); line 5 ``crop_padding(m, p)`` crops the p added rows
+    and columns back off (p // 2 from the top/left, the rest from the bottom/right), so the organ is
+    enlarged about the centre by about p/2 px per side. Line 6 is a 3x3 median filter.
+    """
+    x = to_gray(x)
+    h, w = x.shape
+    out: dict[str, np.ndarray] = {"x": x}
+    m = 1.0 - (x > alpha).astype(np.float64); out["l2_m"] = m                       # line 2
+    big = transform.resize(m, (h + p, w + p), order=0, preserve_range=True, anti_aliasing=False)
+    out["l4_resized"] = big                                                          # lines 3-4
+    t, lft = p // 2, p // 2
+    m = big[t:t + h, lft:lft + w]; out["l5_cropped"] = m                            # line 5
+    m = ndi.median_filter(m, size=median, mode="nearest"); out["l6_m"] = m          # line 6
+    out["m"] = m.astype(np.float32)
+    return out
+
+
+def organ_mask(x: np.ndarray, **kwargs) -> np.ndarray:
+    """Final Algorithm 2 mask, float32 (H,W), 1 = background (see :func:`organ_mask_steps`)."""
+    return organ_mask_steps(x, **kwargs)["m"]
+
+
+def fuse_noise(s: np.ndarray, m: np.ndarray, alpha1: float = 0.5, alpha2: float = 0.6,
+               seed: int | None = 0) -> dict[str, np.ndarray]:
+    """Eq. 12 (Sec. 4.2.3): ``s' = s + z' * (1 - m) * (1 - s)``, ``z' ~ U(alpha1, alpha2)`` per pixel.
+
+    Where ``s = 1`` (a contour) or ``m = 1`` (background) ``s'`` equals ``s``; inside the organ and off
+    the contours it is pure noise in ``[alpha1, alpha2]``. Returns ``{"s", "m", "z", "s_fused"}``.
+    """
+    if alpha2 < alpha1:
+        raise ValueError(f"Eq. 12 needs alpha1 <= alpha2, got {alpha1}, {alpha2}")
+    s = np.asarray(s, dtype=np.float32)
+    m = np.asarray(m, dtype=np.float32)
+    z = np.random.default_rng(seed).uniform(alpha1, alpha2, size=s.shape).astype(np.float32)
+    return {"s": s, "m": m, "z": z, "s_fused": s + z * (1 - m) * (1 - s)}
+
+
+def fuse_noise_torch(s: torch.Tensor, m: torch.Tensor, alpha1: float = 0.5, alpha2: float = 0.6,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Eq. 12 on tensors (any shape, same for ``s`` and ``m``), for use inside training steps."""
+    z = torch.rand(s.shape, generator=generator, device=s.device, dtype=s.dtype) * (alpha2 - alpha1) + alpha1
+    return s + z * (1 - m) * (1 - s)
+
+
+def lesion_inside(label: np.ndarray | torch.Tensor, m: np.ndarray | torch.Tensor, tol: float = 0.0) -> bool:
+    """Sec. 4.5: does the lesion lie inside the organ (``m == 0``)? ``tol``: allowed outside fraction."""
+    lab = torch.as_tensor(np.asarray(label) if not isinstance(label, torch.Tensor) else label) > 0
+    bg = torch.as_tensor(np.asarray(m) if not isinstance(m, torch.Tensor) else m) > 0.5
+    n = int(lab.sum())
+    return n == 0 or float((lab & bg).sum()) / n <= tol
+
+
+def select_lesion(labels: list | torch.Tensor, m: np.ndarray | torch.Tensor, rng: np.random.Generator,
+                  max_tries: int = 20, tol: float = 0.0):
+    """Sec. 4.5: draw labels at random until one lies inside the organ; ``None`` when none fits."""
+    n = len(labels)
+    for k in rng.permutation(n)[:max_tries]:
+        if lesion_inside(labels[k], m, tol):
+            return labels[k]
+    return None
+
+
+# -- explorer views (pure; wrapped by medsynth.widgets.structure_explorer / fusion_explorer) -------------
+
+#: The Algorithm 1 intermediates shown by :func:`structure_view`, in the order of Fig. 11 / the algorithm.
+ALG1_PANELS = ("x", "sobel_h", "sobel_v", "l2_s1_min", "l3_s2_max", "l6_s1_centred", "l7_s2_centred",
+               "l10_union", "l11_blur", "l12_thresh", "l13_median", "s")
+
+
+def _tile(images: list[np.ndarray], ncols: int, pad: int = 2) -> np.ndarray:
+    """Min-max normalise each image and tile them into one grey (H', W') array with white gutters."""
+    h, w = images[0].shape
+    rows = -(-len(images) // ncols)
+    out = np.ones((rows * (h + pad) - pad, ncols * (w + pad) - pad), np.float32)
+    for k, im in enumerate(images):
+        im = np.asarray(im, np.float64)
+        lo, hi = im.min(), im.max()
+        im = (im - lo) / (hi - lo) if hi > lo else np.zeros_like(im)
+        r, c = divmod(k, ncols)
+        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = im
+    return out
+
+
+def structure_view(x: np.ndarray, ncols: int = 6, **params) -> tuple[np.ndarray, str]:
+    """Every intermediate of Algorithm 1 tiled in one image (panels :data:`ALG1_PANELS`) and a caption."""
+    st = structure_map_steps(x, **params)
+    img = _tile([st[k] for k in ALG1_PANELS], ncols)
+    p = {**ALG1_DEFAULTS, **params}
+    cap = (" | ".join(ALG1_PANELS) + f"  --  alpha={p['alpha']:.3f} beta={p['beta']:.2f} gamma={p['gamma']:.2f} "
+           f"sigma1={p['sigma1']:.2f} sigma2={p['sigma2']:.2f} line12={'literal' if p.get('literal_line12') else 'intent'}: "
+           f"{100 * float(st['s'].mean()):.1f}% structure pixels")
+    return img, cap
+
+
+def fusion_view(x: np.ndarray, alpha1: float = 0.5, alpha2: float = 0.6, seed: int = 0,
+                alg1: dict | None = None, alg2: dict | None = None) -> tuple[np.ndarray, str]:
+    """Eq. 12 on one image: ``s`` (Alg. 1) | ``m`` (Alg. 2) | ``s'`` side by side (no per-panel rescaling)."""
+    s = structure_map(x, **(alg1 or {}))
+    m = organ_mask(x, **(alg2 or {}))
+    a1, a2 = min(alpha1, alpha2), max(alpha1, alpha2)
+    f = fuse_noise(s, m, a1, a2, seed)["s_fused"]
+    pad = np.ones((s.shape[0], 2), np.float32)
+    img = np.clip(np.concatenate([s, pad, m, pad, f], 1), 0, 1)
+    inside = (m < 0.5) & (s < 0.5)
+    rng_txt = f"[{f[inside].min():.3f}, {f[inside].max():.3f}]" if inside.any() else "(no organ pixels)"
+    cap = f"s | m | s' (Eq. 12), z'~U({a1:.2f}, {a2:.2f}), seed {seed}: s' inside the organ off contours in {rng_txt}"
+    return img, cap

@@ -266,7 +266,9 @@ class Trainer:
         """Load the checkpoint if there is one; returns the step to continue from (0 for a fresh run)."""
         if not (self.cfg.resume and self.ckpt_path.is_file()):
             return 0
-        ckpt = load_checkpoint(self.ckpt_path, map_location=self.device)
+        # Loaded to the CPU: load_state_dict copies weights and optimiser state onto the networks'
+        # devices, and RNG states must stay CPU byte tensors (CUDA generators refuse device tensors).
+        ckpt = load_checkpoint(self.ckpt_path, map_location="cpu")
         missing = set(self.task.nets) ^ set(ckpt["nets"])
         if missing:
             raise ValueError(f"{self.ckpt_path} holds networks {sorted(ckpt['nets'])}, the task has {sorted(self.task.nets)}")
@@ -278,7 +280,7 @@ class Trainer:
         rng = ckpt["rng"]
         if self.rank > 0:
             rng = load_checkpoint(self.out_dir / f"rng_rank{self.rank}.pt")["rng"]
-        set_rng_state({**rng, "torch": rng["torch"].cpu()})
+        set_rng_state(rng)
         return int(ckpt["step"])
 
     # -- logging -------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from torch.utils.data import Dataset
 
 from medsynth import pick_device, seed_everything
 from medsynth.checkpoint import load_checkpoint, save_atomic
-from medsynth.training import GANTask, StepBatchSampler, StepContext, TrainConfig, Trainer, read_log, set_requires_grad
+from medsynth.training import (GANTask, StepBatchSampler, StepContext, TrainConfig, Trainer, eval_mode, read_log,
+                               set_requires_grad)
 
 
 class NoisyPairs(Dataset):
@@ -174,6 +175,16 @@ def test_batch_sampler_is_a_function_of_seed_and_step() -> None:
     assert not set(r0[0]) & set(r1[0])                      # ranks see disjoint shards
     with pytest.raises(ValueError, match="fewer than batch_size"):
         StepBatchSampler(2, 3, seed=0)
+
+
+def test_eval_mode_restores_each_networks_mode_even_on_error() -> None:
+    a, b = nn.Dropout(), nn.Dropout().eval()
+    with eval_mode([a, b]):
+        assert not a.training and not b.training
+    assert a.training and not b.training
+    with pytest.raises(RuntimeError), eval_mode(a):
+        raise RuntimeError("boom")
+    assert a.training
 
 
 def test_config_and_device_errors() -> None:

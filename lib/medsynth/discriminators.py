@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from medsynth.blocks import avg_downsample, norm_layer
+from medsynth.training import eval_mode
 
 __all__ = ["PatchDiscriminator", "MultiScaleDiscriminator", "patch_output_size", "receptive_field"]
 
@@ -110,11 +111,8 @@ class MultiScaleDiscriminator(nn.Module):
 def patch_output_size(d: nn.Module, in_ch: int, size: int) -> list[tuple[int, int]]:
     """Spatial sizes of the score map(s) for a ``size`` x ``size`` input (runs a tiny forward pass)."""
     p = next(d.parameters())
-    with torch.no_grad():
-        was = d.training
-        d.eval()
+    with torch.no_grad(), eval_mode(d):
         out = d(torch.zeros(1, in_ch, size, size, device=p.device, dtype=p.dtype))
-        d.train(was)
     outs = out if isinstance(out, list) else [out]
     return [tuple(o.shape[-2:]) for o in outs]
 

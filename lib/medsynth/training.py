@@ -42,6 +42,20 @@ def set_requires_grad(nets: nn.Module | Iterable[nn.Module], flag: bool) -> None
             p.requires_grad_(flag)
 
 
+@contextlib.contextmanager
+def eval_mode(nets: nn.Module | Iterable[nn.Module]) -> Iterator[None]:
+    """Put networks in eval mode for the block (sampling, evaluation), then restore each one's mode."""
+    nets = [nets] if isinstance(nets, nn.Module) else list(nets)
+    modes = [n.training for n in nets]
+    try:
+        for n in nets:
+            n.eval()
+        yield
+    finally:
+        for n, m in zip(nets, modes):
+            n.train(m)
+
+
 def unwrap(net: nn.Module) -> nn.Module:
     """The plain module under DDP and/or ``torch.compile`` wrappers (what checkpoints store)."""
     net = getattr(net, "_orig_mod", net)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from medsynth.training import GANTask, unwrap
+from medsynth.training import GANTask, eval_mode, unwrap
 
 __all__ = ["translate"]
 
@@ -26,15 +26,9 @@ def translate(task: GANTask, src: torch.Tensor, batch_size: int = 8,
               device: torch.device | str | None = None) -> torch.Tensor:
     """``task.generate`` over ``src`` (N,C,H,W in [-1, 1]) in eval mode; returns a CPU tensor in [-1, 1]."""
     nets = list(task.nets.values())
-    modes = [n.training for n in nets]
     if device is None:
         device = next(unwrap(nets[0]).parameters()).device
-    try:
-        for n in nets:
-            n.eval()
+    with eval_mode(nets):
         outs = [task.generate(src[i:i + batch_size].to(device)).float().cpu()
                 for i in range(0, len(src), batch_size)]
-    finally:
-        for n, m in zip(nets, modes):
-            n.train(m)
     return torch.cat(outs)

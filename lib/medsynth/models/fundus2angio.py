@@ -33,7 +33,7 @@ from medsynth.blocks import LanczosDownsample, init_weights
 from medsynth.discriminators import MultiScaleDiscriminator
 from medsynth.losses import GANLoss
 from medsynth.models.pix2pixhd import GlobalGenerator, LocalEnhancer
-from medsynth.training import GANTask, StepContext, set_requires_grad
+from medsynth.training import GANTask, StepContext, eval_mode, set_requires_grad
 
 __all__ = ["CoarseGenerator", "FineGenerator", "fundus2angio_discriminator", "Fundus2AngioTask", "quadrant_crops",
            "evaluate_translations", "PAPER_FID"]
@@ -192,14 +192,9 @@ class Fundus2AngioTask(GANTask):
 
     @torch.no_grad()
     def sample(self, batch: dict[str, Any]) -> list[torch.Tensor]:
-        nets = [self.nets["G_coarse"], self.nets["G_fine"]]
-        modes = [n.training for n in nets]
-        for n in nets:
-            n.eval()
-        coarse = self.generate(batch["src"], coarse=True)
-        fine = self.generate(batch["src"])
-        for n, m in zip(nets, modes):
-            n.train(m)
+        with eval_mode([self.nets["G_coarse"], self.nets["G_fine"]]):
+            coarse = self.generate(batch["src"], coarse=True)
+            fine = self.generate(batch["src"])
         up = F.interpolate(coarse, size=fine.shape[-2:], mode="nearest")
         return [batch["src"], up, fine, batch["dst"]]
 

@@ -43,7 +43,7 @@ from medsynth.knowledge import KM_THRESHOLD, knowledge_mask
 from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss
 from medsynth.models.pix2pixhd import GlobalGenerator
 from medsynth.patchnce import NCE_TEMPERATURE, NUM_PATCHES, PatchProjector, patch_nce_loss
-from medsynth.training import GANTask, StepContext, set_requires_grad, unwrap
+from medsynth.training import GANTask, StepContext, eval_mode, set_requires_grad, unwrap
 
 __all__ = ["WINDOW", "window_indices", "Fundus2VideoGenerator", "iter_rollout", "rollout", "attention_loss",
            "Techniques", "ABLATIONS", "PAPER_TABLE1", "Fundus2VideoTask", "VideoDataset", "p_generated"]
@@ -113,12 +113,8 @@ def iter_rollout(G: nn.Module, cf: torch.Tensor, n_frames: int, average: bool = 
 
 def rollout(G: nn.Module, cf: torch.Tensor, n_frames: int, average: bool = True) -> torch.Tensor:
     """All frames of :func:`iter_rollout` stacked: (N, T, 1, H, W); G is put in eval mode meanwhile."""
-    was = G.training
-    G.eval()
-    try:
+    with eval_mode(G):
         return torch.stack(list(iter_rollout(G, cf, n_frames, average)), 1)
-    finally:
-        G.train(was)
 
 
 def attention_loss(feature: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

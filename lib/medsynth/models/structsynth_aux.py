@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from medsynth.models.structsynth import CondUNet, VGGDisc
 from medsynth.models.structsynth_data import SegDataset
 from medsynth.models.structsynth_tasks import MultiModalTask, _adam, ls
-from medsynth.training import GANTask, StepContext, TrainConfig, Trainer, set_requires_grad
+from medsynth.training import GANTask, StepContext, TrainConfig, Trainer, eval_mode, set_requires_grad
 
 __all__ = ["TranslatorTask", "SegTask", "predict", "seg_dice", "synthesise", "TABLE5", "table5_run"]
 
@@ -85,12 +85,10 @@ class SegTask(GANTask):
 @torch.no_grad()
 def predict(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
     """Tumour probabilities (N,1,H,W) from a segmenter in eval mode (training mode restored)."""
-    mode = net.training
-    net.eval()
     dev = next(net.parameters()).device
-    out = torch.cat([torch.sigmoid(net(images[k:k + batch_size].to(dev))).cpu() for k in range(0, len(images), batch_size)])
-    net.train(mode)
-    return out
+    with eval_mode(net):
+        return torch.cat([torch.sigmoid(net(images[k:k + batch_size].to(dev))).cpu()
+                          for k in range(0, len(images), batch_size)])
 
 
 def seg_dice(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -111,23 +109,18 @@ def synthesise(task: MultiModalTask, pool: torch.Tensor, n: int, seed: int = 0, 
     filtered by ``m`` when the task's ``mask_filter`` is on), ``input`` (``concat(s', l)``) and ``x``
     (n, n_mod, H, W) in [-1, 1]. The global RNG is restored afterwards.
     """
-    nets = [task.nets[k] for k in task.nets]
-    modes = [net.training for net in nets]
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     dev = next(task.nets["G"].parameters()).device
     try:
-        for net in nets:
-            net.eval()
-        parts = []
-        for k in range(0, n, batch_size):
-            r = task.random_inputs(min(batch_size, n - k), pool, dev)
-            r["x"] = task.generate(r["input"])
-            parts.append({key: v.cpu() for key, v in r.items()})
+        with eval_mode(task.nets.values()):
+            parts = []
+            for k in range(0, n, batch_size):
+                r = task.random_inputs(min(batch_size, n - k), pool, dev)
+                r["x"] = task.generate(r["input"])
+                parts.append({key: v.cpu() for key, v in r.items()})
     finally:
         torch.random.set_rng_state(state)
-        for net, mode in zip(nets, modes):
-            net.train(mode)
     return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 

@@ -164,3 +164,17 @@ def test_pretrained_inception_loads_from_cache():
 def test_pretrained_vgg19_loads_from_cache():
     net = weights.load_vgg19()
     assert net.features_kind == "pretrained" and not any(p.requires_grad for p in net.parameters())
+
+
+def test_with_fallback_resolves_auto_loudly_and_only_auto():
+    def build(kind: str) -> str:
+        if kind == "pretrained":
+            raise weights.WeightsUnavailable("no file here")
+        return kind
+
+    with pytest.warns(UserWarning, match="RANDOM toy features.*no file here"):
+        assert weights.with_fallback(build, "auto", "toy") == "random"
+    with pytest.raises(weights.WeightsUnavailable):
+        weights.with_fallback(build, "pretrained", "toy")
+    with pytest.raises(ValueError, match="features must be one of"):
+        weights.with_fallback(build, "imagenet", "toy")

@@ -21,15 +21,17 @@ import threading
 import urllib.parse
 import urllib.request
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 __all__ = ["WeightsUnavailable", "WeightSpec", "REGISTRY", "cache_path", "fetch", "available",
            "load_inception", "load_vgg19", "load_lpips_backbone", "load_lpips_linear", "load_i3d",
-           "DOWNLOAD_TIMEOUT_S"]
+           "with_fallback", "FEATURE_CHOICES", "DOWNLOAD_TIMEOUT_S"]
 
 DOWNLOAD_TIMEOUT_S = 5.0  # socket timeout of one download attempt (and of the DNS lookup)
 FEATURE_CHOICES = ("pretrained", "random", "auto")
@@ -174,19 +176,32 @@ def _check_features(features: str) -> None:
         raise ValueError(f"features must be one of {FEATURE_CHOICES}, got {features!r}")
 
 
+T = TypeVar("T")
+
+
+def with_fallback(build: Callable[[str], T], features: str, what: str, stacklevel: int = 3) -> T:
+    """``build(features)``, where "auto" means: ``build("pretrained")``, and when that raises
+    :class:`WeightsUnavailable`, ``build("random")`` with a warning naming ``what``.
+
+    The one place where "auto" is resolved, so every metric falls back the same loud, labelled way.
+    ``build`` may be a cached factory: "auto" is resolved on every call, so a weight file put in the
+    cache mid-session is picked up.
+    """
+    _check_features(features)
+    if features != "auto":
+        return build(features)
+    try:
+        return build("pretrained")
+    except WeightsUnavailable as exc:
+        warnings.warn(f"features='auto': using RANDOM {what} features; results are labelled 'random' and are "
+                      f"not comparable to published ones. {exc}", stacklevel=stacklevel)
+        return build("random")
+
+
 def _resolve(name: str, features: str) -> tuple[str, dict[str, torch.Tensor] | None]:
     """Map ``features`` to ("pretrained", state) or ("random", None); "auto" falls back loudly."""
-    _check_features(features)
-    if features == "random":
-        return "random", None
-    try:
-        return "pretrained", _load_state(name)
-    except WeightsUnavailable as exc:
-        if features == "pretrained":
-            raise
-        warnings.warn(f"features='auto': using RANDOM {name} features, numbers are not comparable to "
-                      f"published ones. {exc}", stacklevel=3)
-        return "random", None
+    return with_fallback(lambda kind: (kind, _load_state(name) if kind == "pretrained" else None),
+                         features, name, stacklevel=4)
 
 
 def _freeze(net: nn.Module, kind: str, device: torch.device | str | None) -> nn.Module:
@@ -359,17 +374,10 @@ def load_i3d(features: str = "pretrained", seed: int = 0, dims: int = 400,
     weights, so it is loaded with ``torch.jit.load``: only use the file from the registry's URL.
     ``features="random"`` gives :class:`_RandomVideoFeatures` (``dims`` wide), labelled ``random``.
     """
-    _check_features(features)
-    if features != "random":
-        try:
-            path = fetch("i3d")
-            net = torch.jit.load(str(path), map_location="cpu")
-            return _freeze(net, "pretrained", device)
-        except WeightsUnavailable:
-            if features == "pretrained":
-                raise
-            warnings.warn("features='auto': using RANDOM video features for FVD; numbers are not comparable "
-                          "to published FVD.", stacklevel=2)
-    with torch.random.fork_rng(devices=[]):
-        net = _RandomVideoFeatures(dims, seed)
-    return _freeze(net, "random", device)
+    def build(kind: str) -> nn.Module:
+        if kind == "pretrained":
+            return torch.jit.load(str(fetch("i3d")), map_location="cpu")
+        with torch.random.fork_rng(devices=[]):
+            return _RandomVideoFeatures(dims, seed)
+
+    return with_fallback(lambda kind: _freeze(build(kind), kind, device), features, "I3D video (FVD)")

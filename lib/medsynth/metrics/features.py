@@ -8,7 +8,6 @@ blocks (``dims`` = 64, 192, 768 or 2048) and global-average-pooled exactly as py
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -16,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medsynth.weights import FEATURE_CHOICES, WeightsUnavailable, load_inception
+from medsynth.weights import load_inception, with_fallback
 
 __all__ = ["inception_features", "as_image_batches"]
 
@@ -31,16 +30,8 @@ def _net(dims: int, features: str, seed: int, device: str) -> nn.Module:
 
 def _resolve_net(dims: int, features: str, seed: int, device: str) -> nn.Module:
     """Resolve "auto" on every call (so weights put in the cache mid-session are picked up)."""
-    if features not in FEATURE_CHOICES:
-        raise ValueError(f"features must be one of {FEATURE_CHOICES}, got {features!r}")
-    if features != "auto":
-        return _net(dims, features, seed, device)
-    try:
-        return _net(dims, "pretrained", seed, device)
-    except WeightsUnavailable as exc:
-        warnings.warn(f"features='auto': falling back to RANDOM Inception features; results are labelled "
-                      f"'random' and not comparable to published FID/KID. {exc}", stacklevel=4)
-        return _net(dims, "random", seed, device)
+    return with_fallback(lambda kind: _net(dims, kind, seed, device), features, "Inception (FID/KID)",
+                         stacklevel=5)
 
 
 def as_image_batches(images: Images) -> Iterable[Tensor]:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from medsynth.metrics.fid import LabelledValue
-from medsynth.weights import FEATURE_CHOICES, WeightsUnavailable, load_lpips_backbone, load_lpips_linear
+from medsynth.weights import FEATURE_CHOICES, WeightsUnavailable, load_lpips_backbone, load_lpips_linear, with_fallback
 
 __all__ = ["FeatureMetric", "LPIPS", "lpips", "LPIPS_TAPS"]
 
@@ -124,14 +124,8 @@ def lpips(a: Tensor, b: Tensor, net: str = "alex", features: str = "pretrained",
     if a.shape != b.shape or a.dim() != 4:
         raise ValueError(f"expected two (N,C,H,W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     dev = pick_device("auto") if device is None else torch.device(device)
-    if features == "auto":
-        try:
-            m = _lpips_net(net, "pretrained", seed, str(dev))
-        except WeightsUnavailable:
-            warnings.warn("features='auto': LPIPS falls back to RANDOM features (labelled)", stacklevel=2)
-            m = _lpips_net(net, "random", seed, str(dev))
-    else:
-        m = _lpips_net(net, features, seed, str(dev))
+    m = with_fallback(lambda kind: _lpips_net(net, kind, seed, str(dev)), features, f"LPIPS ({_BACKBONE[net]})",
+                      stacklevel=4)  # past the no_grad wrapper, to the caller
     d = torch.cat([m(a[i:i + batch_size].to(dev) * 2 - 1, b[i:i + batch_size].to(dev) * 2 - 1).cpu()
                    for i in range(0, len(a), batch_size)])
     if reduction == "none":

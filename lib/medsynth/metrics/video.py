@@ -22,7 +22,7 @@ from torch import Tensor
 
 from medsynth.metrics.fid import fid_from_features
 from medsynth.metrics.lpips import FeatureMetric
-from medsynth.weights import WeightsUnavailable, load_i3d
+from medsynth.weights import load_i3d
 
 __all__ = ["i3d_features", "fvd", "framewise"]
 
@@ -48,14 +48,7 @@ def i3d_features(videos: Tensor, features: str = "pretrained", seed: int = 0, di
 
     v = _check_videos(videos)
     dev = pick_device("auto") if device is None else torch.device(device)
-    if features == "auto":
-        try:
-            net = load_i3d("pretrained", seed, dims, dev)
-        except WeightsUnavailable as exc:
-            warnings.warn(f"features='auto': FVD falls back to RANDOM video features (labelled). {exc}", stacklevel=2)
-            net = load_i3d("random", seed, dims, dev)
-    else:
-        net = load_i3d(features, seed, dims, dev)
+    net = load_i3d(features, seed, dims, dev)
     out = []
     for i in range(0, len(v), batch_size):
         x = v[i:i + batch_size].to(dev, torch.float32)

@@ -34,3 +34,24 @@ def test_retina_view_pure_function():
 def test_explorer_builds():
     w = retina_explorer(size=(48, 60), n_frames=3)
     assert len(w.children) == 3
+
+
+def test_explorer_redraws_when_a_control_moves():
+    w = retina_explorer(size=(48, 60), n_frames=3)
+    controls, pic, cap = w.children
+    before = (pic.value, cap.value)
+    controls.children[2].value = 2  # the frame slider
+    assert bytes(pic.value).startswith(b"\x89PNG") and bytes(pic.value) != bytes(before[0])
+    assert "frame 2" in cap.value and cap.value != before[1]
+
+
+def test_chapter05_explorers_build_and_redraw():
+    from medsynth.widgets import knowledge_explorer, video_explorer
+    rng = np.random.default_rng(0)
+    frames = rng.random((4, 16, 16))
+    kw = knowledge_explorer(frames, frames[-1] > 0.5)
+    kw.children[0].children[0].value = 10.0  # threshold
+    assert "threshold 10/255" in kw.children[2].value
+    vw = video_explorer(rng.random((16, 16, 3)), frames, frames[::-1])
+    vw.children[0].children[0].value = 3
+    assert vw.children[2].value.startswith("frame 4/4")

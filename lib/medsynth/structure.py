@@ -159,8 +159,7 @@ def fuse_noise_torch(s: torch.Tensor, m: torch.Tensor, alpha1: float = 0.5, alph
 
 def lesion_inside(label: np.ndarray | torch.Tensor, m: np.ndarray | torch.Tensor, tol: float = 0.0) -> bool:
     """Sec. 4.5: does the lesion lie inside the organ (``m == 0``)? ``tol``: allowed outside fraction."""
-    lab = torch.as_tensor(np.asarray(label) if not isinstance(label, torch.Tensor) else label) > 0
-    bg = torch.as_tensor(np.asarray(m) if not isinstance(m, torch.Tensor) else m) > 0.5
+    lab, bg = torch.as_tensor(label) > 0, torch.as_tensor(m) > 0.5
     n = int(lab.sum())
     return n == 0 or float((lab & bg).sum()) / n <= tol
 
@@ -184,16 +183,9 @@ ALG1_PANELS = ("x", "sobel_h", "sobel_v", "l2_s1_min", "l3_s2_max", "l6_s1_centr
 
 def _tile(images: list[np.ndarray], ncols: int, pad: int = 2) -> np.ndarray:
     """Min-max normalise each image and tile them into one grey (H', W') array with white gutters."""
-    h, w = images[0].shape
-    rows = -(-len(images) // ncols)
-    out = np.ones((rows * (h + pad) - pad, ncols * (w + pad) - pad), np.float32)
-    for k, im in enumerate(images):
-        im = np.asarray(im, np.float64)
-        lo, hi = im.min(), im.max()
-        im = (im - lo) / (hi - lo) if hi > lo else np.zeros_like(im)
-        r, c = divmod(k, ncols)
-        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = im
-    return out
+    from torchvision.utils import make_grid
+    batch = torch.from_numpy(np.stack(images).astype(np.float32))[:, None]
+    return make_grid(batch, nrow=ncols, padding=pad, normalize=True, scale_each=True, pad_value=1.0)[0].numpy()
 
 
 def structure_view(x: np.ndarray, ncols: int = 6, **params) -> tuple[np.ndarray, str]:

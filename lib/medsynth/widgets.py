@@ -2,6 +2,7 @@
 (a headless run only proves the widget builds; the pure function is what tests check)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -35,35 +36,6 @@ def retina_view(seed: int = 0, severity: float = 0.5, frame: int = 0, size: tupl
     return img, cap
 
 
-def retina_explorer(size: tuple[int, int] = (192, 240), n_frames: int = 9):
-    """Sliders for seed, severity and frame over :func:`retina_view`; returns the widget box."""
-    import io
-
-    import ipywidgets as W
-    from PIL import Image
-
-    seed = W.IntSlider(value=0, min=0, max=50, description="seed")
-    sev = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.1, description="severity")
-    frame = W.IntSlider(value=0, min=0, max=n_frames - 1, description="frame")
-    pic = W.Image(format="png")
-    cap = W.Label()
-
-    def draw(*_):
-        img, text = retina_view(seed.value, sev.value, frame.value, size, n_frames)
-        buf = io.BytesIO()
-        Image.fromarray((img * 255).astype(np.uint8)).save(buf, format="png")
-        pic.value = buf.getvalue()
-        cap.value = text
-
-    for w in (seed, sev, frame):
-        w.observe(draw, names="value")
-    draw()
-    return W.VBox([W.HBox([seed, sev, frame]), pic, cap])
-
-
-# -- chapter 05 (Fundus2Video): appended by the chapter-05 helper -----------------------------------------
-
-
 def _png(img: np.ndarray) -> bytes:
     import io
 
@@ -71,6 +43,43 @@ def _png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(buf, format="png")
     return buf.getvalue()
+
+
+def _upscale(img: np.ndarray, min_h: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of small images so the widget shows pixels, not a blur."""
+    k = max(1, int(np.ceil(min_h / img.shape[0])))
+    return img.repeat(k, 0).repeat(k, 1) if k > 1 else img
+
+
+def _live(rows: Sequence[Sequence], view: Callable[[], tuple[np.ndarray, str]], min_h: int = 0):
+    """The explorers' common frame: rows of controls above a picture and a caption, redrawn from
+    ``view() -> (image in [0,1], caption)`` whenever any control changes."""
+    import ipywidgets as W
+
+    pic, cap = W.Image(format="png"), W.Label()
+
+    def draw(*_):
+        img, text = view()
+        pic.value, cap.value = _png(_upscale(img, min_h)), text
+
+    for row in rows:
+        for w in row:
+            w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox(list(row)) for row in rows] + [pic, cap])
+
+
+def retina_explorer(size: tuple[int, int] = (192, 240), n_frames: int = 9):
+    """Sliders for seed, severity and frame over :func:`retina_view`; returns the widget box."""
+    import ipywidgets as W
+
+    seed = W.IntSlider(value=0, min=0, max=50, description="seed")
+    sev = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.1, description="severity")
+    frame = W.IntSlider(value=0, min=0, max=n_frames - 1, description="frame")
+    return _live([[seed, sev, frame]], lambda: retina_view(seed.value, sev.value, frame.value, size, n_frames))
+
+
+# -- chapter 05 (Fundus2Video) ------------------------------------------------------------------------------
 
 
 def knowledge_explorer(frames: np.ndarray, true: np.ndarray, threshold: float = 45.0):
@@ -86,16 +95,12 @@ def knowledge_explorer(frames: np.ndarray, true: np.ndarray, threshold: float = 
     th = W.FloatSlider(value=threshold, min=0, max=150, step=1, description="threshold")
     a = W.IntSlider(value=0, min=0, max=t - 1, description="first")
     b = W.IntSlider(value=t - 1, min=0, max=t - 1, description="last")
-    pic, cap = W.Image(format="png"), W.Label()
 
-    def draw(*_):
+    def view() -> tuple[np.ndarray, str]:
         img, _, text = knowledge_view(frames, true, th.value, a.value, b.value)
-        pic.value, cap.value = _png(img), text
+        return img, text
 
-    for w in (th, a, b):
-        w.observe(draw, names="value")
-    draw()
-    return W.VBox([W.HBox([th, a, b]), pic, cap])
+    return _live([[th, a, b]], view)
 
 
 def video_frame_view(cf: np.ndarray, real: np.ndarray, fake: np.ndarray, k: int) -> tuple[np.ndarray, str]:
@@ -115,23 +120,10 @@ def video_explorer(cf: np.ndarray, real: np.ndarray, fake: np.ndarray):
     import ipywidgets as W
 
     k = W.IntSlider(value=0, min=0, max=len(real) - 1, description="frame")
-    pic, cap = W.Image(format="png"), W.Label()
-
-    def draw(*_):
-        img, text = video_frame_view(cf, real, fake, k.value)
-        pic.value, cap.value = _png(img), text
-
-    k.observe(draw, names="value")
-    draw()
-    return W.VBox([k, pic, cap])
+    return _live([[k]], lambda: video_frame_view(cf, real, fake, k.value))
 
 
-# -- chapter 04 (structure maps): appended by the chapter-04 helper ------------------------------------
-
-
-def _upscale(img: np.ndarray, min_h: int = 128) -> np.ndarray:
-    k = max(1, int(np.ceil(min_h / img.shape[0])))
-    return np.kron(img, np.ones((k, k), img.dtype)) if k > 1 else img
+# -- chapter 04 (structure maps) -----------------------------------------------------------------------------
 
 
 def structure_explorer(images: dict, literal_line12: bool = False):
@@ -152,16 +144,9 @@ def structure_explorer(images: dict, literal_line12: bool = False):
           "sigma1": W.FloatSlider(value=d["sigma1"], min=0.0, max=3.0, step=0.1, description="sigma1"),
           "sigma2": W.FloatSlider(value=d["sigma2"], min=0.0, max=3.0, step=0.1, description="sigma2")}
     lit = W.Checkbox(value=literal_line12, description="line 12 as printed")
-    pic, cap = W.Image(format="png"), W.Label()
-
-    def draw(*_):
-        img, text = structure_view(images[pick.value], literal_line12=lit.value, **{k: w.value for k, w in sl.items()})
-        pic.value, cap.value = _png(_upscale(img)), text
-
-    for w in (pick, lit, *sl.values()):
-        w.observe(draw, names="value")
-    draw()
-    return W.VBox([W.HBox([pick, lit]), W.HBox(list(sl.values())[:3]), W.HBox(list(sl.values())[3:]), pic, cap])
+    sliders = list(sl.values())
+    return _live([[pick, lit], sliders[:3], sliders[3:]], min_h=128, view=lambda: structure_view(
+        images[pick.value], literal_line12=lit.value, **{k: w.value for k, w in sl.items()}))
 
 
 def fusion_explorer(images: dict):
@@ -175,13 +160,5 @@ def fusion_explorer(images: dict):
     a1 = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="alpha1")
     a2 = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha2")
     seed = W.IntSlider(value=0, min=0, max=100, description="seed")
-    pic, cap = W.Image(format="png"), W.Label()
-
-    def draw(*_):
-        img, text = fusion_view(images[pick.value], a1.value, a2.value, seed.value)
-        pic.value, cap.value = _png(_upscale(img)), text
-
-    for w in (pick, a1, a2, seed):
-        w.observe(draw, names="value")
-    draw()
-    return W.VBox([W.HBox([pick, seed]), W.HBox([a1, a2]), pic, cap])
+    return _live([[pick, seed], [a1, a2]], min_h=128,
+                 view=lambda: fusion_view(images[pick.value], a1.value, a2.value, seed.value))

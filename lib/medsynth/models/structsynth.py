@@ -169,9 +169,9 @@ class CondUNet(nn.Module):
         if self.n_cond:
             if cond is None:
                 raise ValueError("this CondUNet needs a condition (class indices or one-hot rows)")
-            if cond.ndim == 1:
-                cond = F.one_hot(cond.long(), self.n_cond).float()
-            h = torch.cat([h, cond.to(h.dtype)[:, :, None, None].expand(-1, -1, *h.shape[-2:])], 1)
+            planes = (one_hot_map(cond, self.n_cond, h.shape[-2:]) if cond.ndim == 1
+                      else cond[:, :, None, None].expand(-1, -1, *h.shape[-2:]))
+            h = torch.cat([h, planes.to(h.dtype)], 1)
         h = self.bottleneck(h)
         for up, dec in zip(self.ups, self.decs):
             h = dec(torch.cat([up(h), skips.pop()], 1))

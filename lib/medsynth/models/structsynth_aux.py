@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medsynth.models.structsynth import CondUNet, VGGDisc
+from medsynth.metrics import dice
+from medsynth.models.structsynth import CondUNet, VGGDisc, one_hot_map
 from medsynth.models.structsynth_data import SegDataset
 from medsynth.models.structsynth_tasks import MultiModalTask, _adam, ls
 from medsynth.training import GANTask, StepContext, TrainConfig, Trainer, eval_mode, set_requires_grad
@@ -39,7 +40,7 @@ class TranslatorTask(GANTask):
         x_i = x.transpose(0, 1).reshape(-1, 1, *x.shape[-2:])
         i = torch.arange(self.n_mod, device=x.device).repeat_interleave(b)
         j = (i + torch.randint(1, self.n_mod, i.shape, device=x.device)) % self.n_mod
-        oh_i, oh_j = (F.one_hot(k, self.n_mod).float()[:, :, None, None] for k in (i, j))
+        oh_i, oh_j = (one_hot_map(k, self.n_mod, (1, 1)) for k in (i, j))
         G, D = self.nets["G_t"], self.nets["D_t"]
         with ctx.autocast():
             x_t = G(x_i, j)
@@ -94,11 +95,7 @@ def predict(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 32) ->
 def seg_dice(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """(Dice, MSE) of a segmenter on held-out slices (the two columns of Tables 4-5); Dice over the whole set."""
     p = predict(net, images)
-    hard = p > 0.5
-    t = labels > 0.5
-    inter = float((hard & t).sum())
-    dice = (2 * inter + 1e-6) / (float(hard.sum() + t.sum()) + 1e-6)
-    return dice, float(((p - labels) ** 2).mean())
+    return dice(p > 0.5, labels > 0.5), float(((p - labels) ** 2).mean())
 
 
 @torch.no_grad()

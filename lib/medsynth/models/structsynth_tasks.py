@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from medsynth.models.structsynth import CondUNet, Decoder, LatentDisc, VAEEncoder, VGGDisc, kl_divergence, reparameterise
+from medsynth.models.structsynth import (CondUNet, Decoder, LatentDisc, VAEEncoder, VGGDisc, kl_divergence, latent_shape,
+                                         one_hot_map, reparameterise)
 from medsynth.models.structsynth_data import pick_lesions
 from medsynth.structure import fuse_noise_torch
 from medsynth.training import GANTask, StepContext, set_requires_grad
@@ -37,7 +38,7 @@ class StructureGenTask(GANTask):
 
     def __init__(self, image_size: int = 64, z_ch: int = 8, width: int = 16, stages: int = 4,
                  lr: float = 2e-4, kl_weight: float = 0.0) -> None:
-        self.z_shape = (z_ch, image_size // 2 ** stages, image_size // 2 ** stages)
+        self.z_shape = latent_shape(image_size, z_ch, stages)
         self.kl_weight = kl_weight
         self.nets = {"E_s": VAEEncoder(1, z_ch, width, stages), "G_s": Decoder(z_ch, 1, width, stages),
                      "D_z": LatentDisc(z_ch, 2 * width), "D_s": VGGDisc(1, 0, width, 3),
@@ -176,7 +177,7 @@ class MultiModalTask(GANTask):
             return {"L_p": loss}
         rnd = self.random_inputs(b, batch["label"], x.device)
         big, idx = self._expand(rnd["input"])
-        onehot = F.one_hot(idx, self.n_mod).float()[:, :, None, None]
+        onehot = one_hot_map(idx, self.n_mod, (1, 1))
         with ctx.autocast():
             x_g = self.nets["G"](big, idx)
             d_r, c_r = self.nets["D"](x_flat)

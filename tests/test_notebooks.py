@@ -83,3 +83,9 @@ def test_summary_table_lists_every_chapter() -> None:
                            "03_c": {"rows": [{"stat": "mean", "v": 0.123456}]}})
     assert "== 01_a" in table and "fid.value" in table and "12.35" in table and "ssim" in table
     assert "rows[0].stat" in table and "0.1235" in table
+
+
+def test_course_parameters_parse_like_papermill() -> None:
+    from medsynth.course import _literal
+    assert [_literal(t) for t in ("False", "None", "3", "1e-3", "cuda", "/data/TrueColor")] == \
+        [False, None, 3, 1e-3, "cuda", "/data/TrueColor"]

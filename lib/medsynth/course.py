@@ -7,6 +7,7 @@ passed to every chapter (e.g. ``-p device cuda -p quick False`` for the paper-sc
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 import time
@@ -39,9 +40,10 @@ def run_notebook(src: Path, out_dir: Path, parameters: dict[str, Any] | None = N
 
 
 def _literal(text: str) -> Any:
+    """A ``-p`` value as papermill's CLI reads it: a Python literal (``False``, ``3``, ``1e-3``) or else the text."""
     try:
-        return json.loads(text.replace("True", "true").replace("False", "false").replace("None", "null"))
-    except json.JSONDecodeError:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
         return text
 
 

@@ -57,7 +57,10 @@ def vessel_fraction(vessels: np.ndarray, fov: np.ndarray) -> float:
     return float(vessels[fov].mean())
 
 
-def power_spectrum(img: np.ndarray, fov: np.ndarray, n: int = 256) -> tuple[np.ndarray, np.ndarray]:
+SPECTRUM_N = 256  # side of the resampled crop: frequencies 1 .. 127 cycles per crop
+
+
+def power_spectrum(img: np.ndarray, fov: np.ndarray, n: int = SPECTRUM_N) -> tuple[np.ndarray, np.ndarray]:
     """Radially averaged power spectrum of the central square inside the FOV (grey, Hann-windowed).
 
     Returns (frequency in cycles per crop, normalised power) for ``n // 2`` radial bins.
@@ -115,6 +118,25 @@ def phantom_set(n: int = 8, size: tuple[int, int] = (576, 720), seed: int = 0, s
     return [make_retina(seed + i, size, severity=severity) for i in range(n)]
 
 
+def _stats(images: list[np.ndarray], fovs: list[np.ndarray], vessels: list[np.ndarray] | None = None,
+           count: bool = False) -> dict:
+    """Histograms and mean spectrum of a set (+ vessel fractions when masks are given, + ``n``)."""
+    out: dict = {"hist": histograms(images, fovs),
+                 "spectrum": np.mean([power_spectrum(im, m)[1] for im, m in zip(images, fovs)], 0)}
+    if vessels is not None:
+        out["vessel_fraction"] = [vessel_fraction(v, m) for v, m in zip(vessels, fovs)]
+    if count:
+        out["n"] = len(images)
+    return out
+
+
+def _add_real(side: dict, real: dict) -> None:
+    """Attach the real set's statistics and the phantom-vs-real distances to one modality's entry."""
+    side["real"] = real
+    side["hist_emd"] = hist_emd(side["phantom"]["hist"], real["hist"])
+    side["spectrum_dist"] = spectrum_distance(side["phantom"]["spectrum"], real["spectrum"])
+
+
 def compare_retina(data_root: str | Path | None = None, n_phantoms: int = 8, size: tuple[int, int] = (576, 720),
                    seed: int = 0, limit: int | None = None) -> dict:
     """Phantom vs DRIVE photographs and Isfahan angiograms. Real side is None when data are absent.
@@ -125,31 +147,19 @@ def compare_retina(data_root: str | Path | None = None, n_phantoms: int = 8, siz
     Isfahan normal set.
     """
     ph = phantom_set(n_phantoms, size, seed)
-    res: dict = {"n_phantoms": n_phantoms}
-    fund = {"phantom": {"hist": histograms([s.fundus for s in ph], [s.masks["fov"] for s in ph]),
-                        "spectrum": np.mean([power_spectrum(s.fundus, s.masks["fov"])[1] for s in ph], 0),
-                        "vessel_fraction": [vessel_fraction(s.masks["vessels"], s.masks["fov"]) for s in ph]},
-            "real": None}
-    fa = {"phantom": {"hist": histograms([s.angio for s in ph], [s.masks["fov"] for s in ph]),
-                      "spectrum": np.mean([power_spectrum(s.angio, s.masks["fov"])[1] for s in ph], 0)},
-          "real": None}
-    res["freq"] = power_spectrum(ph[0].angio, ph[0].masks["fov"])[0]
+    fovs = [s.masks["fov"] for s in ph]
+    fund = {"phantom": _stats([s.fundus for s in ph], fovs, [s.masks["vessels"] for s in ph]), "real": None}
+    fa = {"phantom": _stats([s.angio for s in ph], fovs), "real": None}
+    res: dict = {"n_phantoms": n_phantoms, "freq": np.arange(1, SPECTRUM_N // 2)}  # power_spectrum's frequencies
     root = Path(data_root) if data_root is not None else shared_data_dir()
     drive = root / "DRIVE" / "training" if root is not None else None
     if drive is not None and (drive / "images").is_dir():
         d = load_drive(drive, limit)
-        fund["real"] = {"hist": histograms([x["image"] for x in d], [x["fov"] for x in d]),
-                        "spectrum": np.mean([power_spectrum(x["image"], x["fov"])[1] for x in d], 0),
-                        "vessel_fraction": [vessel_fraction(x["vessels"], x["fov"]) for x in d], "n": len(d)}
-        fund["hist_emd"] = hist_emd(fund["phantom"]["hist"], fund["real"]["hist"])
-        fund["spectrum_dist"] = spectrum_distance(fund["phantom"]["spectrum"], fund["real"]["spectrum"])
+        _add_real(fund, _stats([x["image"] for x in d], [x["fov"] for x in d], [x["vessels"] for x in d], count=True))
     isf = root / "isfahan_fa_normal" if root is not None else None
     if isf is not None and isf.is_dir():
         a = load_isfahan(isf, limit)
-        fa["real"] = {"hist": histograms([x["image"] for x in a], [x["fov"] for x in a]),
-                      "spectrum": np.mean([power_spectrum(x["image"], x["fov"])[1] for x in a], 0), "n": len(a)}
-        fa["hist_emd"] = hist_emd(fa["phantom"]["hist"], fa["real"]["hist"])
-        fa["spectrum_dist"] = spectrum_distance(fa["phantom"]["spectrum"], fa["real"]["spectrum"])
+        _add_real(fa, _stats([x["image"] for x in a], [x["fov"] for x in a], count=True))
     res["fundus"], res["angio"] = fund, fa
     return res
 

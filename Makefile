@@ -7,7 +7,7 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.medsynth-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env course test lab clean-runs
+.PHONY: env course test lab reference clean-runs
 
 env: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 course: $(STAMP)
 	$(PY) -m medsynth.course $(ARGS)
+
+# Reference runs (standard preset, several seeds) -> results/<chapter>/; e.g. make reference ARGS="--only 01"
+reference: $(STAMP)
+	$(PY) -m medsynth.reference $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)

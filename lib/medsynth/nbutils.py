@@ -1,10 +1,12 @@
-"""Small helpers every chapter notebook uses: where a run writes, and its metrics.json.
+"""Small helpers every chapter notebook uses: where a run writes, its metrics.json, the committed
+reference run, and library source shown highlighted.
 
 Batch reruns (``make course``, papermill) collect ``<out_dir>/metrics.json`` from each chapter,
 so every notebook ends by calling :func:`write_metrics`.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -55,4 +57,35 @@ def write_metrics(out_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
+    return path
+
+
+def read_reference(chapter: str, results_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """The committed reference run of ``chapter`` (``results/<chapter>/metrics.json``), or None if absent."""
+    path = Path(results_dir or REPO_ROOT / "results") / chapter / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def show_source(*objects: Any) -> Any:
+    """Library source of functions/classes/methods, syntax-highlighted in JupyterLab (plain text elsewhere).
+
+    Uses IPython's own ``Code`` display (pygments underneath), so the stored notebook carries both an
+    HTML rendering and the plain source, which nbval and headless runs read.
+    """
+    from IPython.display import Code
+
+    return Code("\n".join(inspect.getsource(o).rstrip() + "\n" for o in objects), language="python")
+
+
+def save_figure(fig: Any, out_dir: str | Path, name: str, dpi: int = 90) -> Path:
+    """Save a matplotlib figure as ``<out_dir>/fig_<name>.png`` (``make reference`` commits these)."""
+    path = Path(out_dir) / f"fig_{name}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def write_claims(out_dir: str | Path, markdown: str) -> Path:
+    """Write the computed claims table as ``<out_dir>/claims.md``."""
+    path = Path(out_dir) / "claims.md"
+    path.write_text(markdown + "\n")
     return path

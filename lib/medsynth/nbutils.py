@@ -6,6 +6,7 @@ so every notebook ends by calling :func:`write_metrics`.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import math
@@ -41,6 +42,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if hasattr(value, "as_dict"):  # metric results carry their label along
         return _jsonable(value.as_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # presets
+        return _jsonable(dataclasses.asdict(value))
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

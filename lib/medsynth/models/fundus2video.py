@@ -46,7 +46,8 @@ from medsynth.patchnce import NCE_TEMPERATURE, NUM_PATCHES, PatchProjector, patc
 from medsynth.training import GANTask, StepContext, eval_mode, set_requires_grad, unwrap
 
 __all__ = ["WINDOW", "window_indices", "Fundus2VideoGenerator", "iter_rollout", "rollout", "attention_loss",
-           "Techniques", "ABLATIONS", "PAPER_TABLE1", "Fundus2VideoTask", "VideoDataset", "p_generated"]
+           "Techniques", "ABLATIONS", "PAPER_TABLE1", "Fundus2VideoTask", "VideoDataset", "p_generated",
+           "score_videos", "evaluate_baselines"]
 
 WINDOW = 3  # frames per generator output (and per previous-window input)
 
@@ -352,23 +353,47 @@ class VideoDataset(Dataset):
         return item
 
 
-def evaluate(task: Fundus2VideoTask, dataset: Dataset, features: str = "auto", fvd_dims: int = 400,
-             lpips_net: str = "alex", average: bool = True, batch_size: int = 4) -> dict[str, Any]:
-    """Sec. 3.0.3 on a test set: generate every video, then SSIM / PSNR / LPIPS per frame (and their
-    means) and FVD over the set. ``features`` goes to LPIPS and FVD ("auto": pretrained weights when
-    present, else the labelled random fallback; ``fvd_dims`` sizes only that fallback).
-    Returns arrays and labelled results plus the videos in [0,1] (``real``, ``fake``, ``cf``).
-    """
+def score_videos(real01: torch.Tensor, fake01: torch.Tensor, features: str = "auto", fvd_dims: int = 400,
+                 lpips_net: str = "alex") -> dict[str, Any]:
+    """Sec. 3.0.3's metrics of generated videos against real ones, both (N,T,1,H,W) in [0,1]: SSIM and PSNR
+    per frame (and their means), LPIPS over all frames, FVD over the set. Models and input-free baselines
+    go through this one function, so their rows are comparable."""
     from medsynth.metrics import framewise, fvd, lpips, psnr, ssim
 
-    items = [dataset[i] for i in range(len(dataset))]
-    cf = torch.stack([it["src"] for it in items])
-    real = torch.stack([it["frames"] for it in items])
-    fake = torch.cat([task.generate(cf[i:i + batch_size], real.shape[1], average).cpu()
-                      for i in range(0, len(cf), batch_size)])
-    real01, fake01 = (real + 1) / 2, (fake.float() + 1) / 2
     per_ssim, per_psnr = framewise(real01, fake01, ssim), framewise(real01, fake01, psnr)
     lp = lpips(real01.flatten(0, 1), fake01.flatten(0, 1), lpips_net, features=features)
     fv = fvd(real01, fake01, features=features, dims=fvd_dims)
     return {"ssim_per_frame": per_ssim, "psnr_per_frame": per_psnr, "SSIM": float(per_ssim.mean()),
-            "PSNR": float(per_psnr.mean()), "LPIPS": lp, "FVD": fv, "cf": (cf + 1) / 2, "real": real01, "fake": fake01}
+            "PSNR": float(per_psnr.mean()), "LPIPS": lp, "FVD": fv}
+
+
+def _photos_and_videos(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every item's CF photo in [-1, 1] and its video in [0, 1]."""
+    items = [dataset[i] for i in range(len(dataset))]
+    return torch.stack([it["src"] for it in items]), (torch.stack([it["frames"] for it in items]) + 1) / 2
+
+
+def evaluate(task: Fundus2VideoTask, dataset: Dataset, features: str = "auto", fvd_dims: int = 400,
+             lpips_net: str = "alex", average: bool = True, batch_size: int = 4) -> dict[str, Any]:
+    """Sec. 3.0.3 on a test set: generate every video, then :func:`score_videos`. ``features`` goes to
+    LPIPS and FVD ("auto": pretrained weights when present, else the labelled random fallback;
+    ``fvd_dims`` sizes only that fallback). Returns the scores plus the videos in [0,1]
+    (``real``, ``fake``, ``cf``).
+    """
+    cf, real01 = _photos_and_videos(dataset)
+    fake = torch.cat([task.generate(cf[i:i + batch_size], real01.shape[1], average).cpu()
+                      for i in range(0, len(cf), batch_size)])
+    fake01 = (fake.float() + 1) / 2
+    return {**score_videos(real01, fake01, features, fvd_dims, lpips_net), "cf": (cf + 1) / 2, "real": real01, "fake": fake01}
+
+
+def evaluate_baselines(train: Dataset, test: Dataset, seed: int = 0, features: str = "auto", fvd_dims: int = 400,
+                       lpips_net: str = "alex") -> dict[str, dict[str, Any]]:
+    """The input-free rows: the mean training video and a random training video per test eye (seeded), scored
+    by :func:`score_videos` against the test videos (``train`` without flips: the eyes as stored)."""
+    from medsynth.evidence import baseline_predictions
+
+    _, train01 = _photos_and_videos(train)
+    _, real01 = _photos_and_videos(test)
+    preds = baseline_predictions(train01, len(real01), seed=seed)
+    return {name: score_videos(real01, v, features, fvd_dims, lpips_net) for name, v in preds.items()}

@@ -1,0 +1,193 @@
+"""The chapters' run modules: presets, claims wired to the right numbers, baselines through the same code.
+
+Each claim's statistic is checked on a hand-made record where the claimed ordering holds and where it is
+reversed, so a swapped sign or a wrong row name fails here rather than in a reference run.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medsynth import evidence as ev
+from medsynth import presets
+from medsynth.models import fundus2angio_run as r01
+from medsynth.models import fundus2video_run as r05
+from medsynth.models import structsynth_run as r04
+from medsynth.nbutils import _jsonable, show_source
+
+
+def _verdicts(claims, record, n=3):
+    return [row["verdict"] for row in ev.evaluate_claims(claims, [record] * n)]
+
+
+# -- chapter 01 --------------------------------------------------------------------------------------
+def _scores01(fid: dict[str, float], ssim: dict[str, float]) -> dict:
+    return {"scores": {k: {"fid": {"value": fid[k]}, "ssim": ssim[k]} for k in fid}}
+
+
+def test_ch01_claims_follow_table1_order() -> None:
+    rows = r01.MODELS + ev.BASELINES[:2]
+    paper_like = _scores01(dict(zip(rows, (48.6, 42.8, 30.3, 90.0, 60.0))), dict(zip(rows, (0.6, 0.6, 0.7, 0.4, 0.3))))
+    assert set(_verdicts(r01.claims(), paper_like)) == {ev.SUPPORTED}
+    reversed_ = _scores01(dict(zip(rows, (30.0, 40.0, 50.0, 10.0, 5.0))), dict(zip(rows, (0.3, 0.3, 0.2, 0.4, 0.3))))
+    assert set(_verdicts(r01.claims(), reversed_)) == {ev.CONTRADICTED}
+    assert _verdicts(r01.claims(), paper_like, n=1) == [ev.INCONCLUSIVE] * len(r01.claims())
+
+
+def test_ch01_every_model_claim_uses_the_worst_model() -> None:
+    rows = r01.MODELS + ev.BASELINES[:2]
+    rec = _scores01(dict(zip(rows, (1, 1, 1, 1, 1))), dict(zip(rows, (0.2, 0.9, 0.9, 0.5, 0.3))))
+    claim = next(c for c in r01.claims() if c.text.startswith("every model"))
+    assert claim.stat(rec) == pytest.approx(0.2 - 0.5)
+
+
+def test_ch01_presets_and_widths() -> None:
+    q, s, f = (r01.PRESETS[k] for k in ("quick", "standard", "full"))
+    assert (q.n_seeds, s.n_seeds) == (1, 3) and s.steps > q.steps and (s.image_size, s.image_hw) == (q.image_size, q.image_hw)
+    assert (f.steps, f.image_size, f.image_hw, f.width_div, f.batch_size) == (21_200, 512, (576, 720), 1, 4)   # Sec. 4.2
+    p = presets.choose(r01.PRESETS, "quick", image_size=64)
+    tasks = r01.build_tasks(presets.choose(r01.PRESETS, "quick", image_size=64, width_div=8), 0, "off")
+    assert tasks["Fundus2Angio"].nets["G_fine"].down[0][1].out_channels == 32 // 8
+    assert tasks["pix2pix"].nets["G"] is not None and p.image_size == 64
+    full = r01.build_tasks(presets.choose(r01.PRESETS, "full"), 0, "off")
+    assert sum(x.numel() for x in full["Fundus2Angio"].nets["G_coarse"].parameters()) == 6_679_297
+
+
+def test_ch01_scores_json_reads_live_and_stored_values() -> None:
+    from medsynth.metrics import MetricResult
+    live = {"m": {"fid": MetricResult(2.5, "FID", "random", 64, 4, 4), "ssim": 0.5}}
+    assert r01.scores_json(live) == {"m": {"fid": 2.5, "ssim": 0.5}}
+    assert r01.scores_json(json.loads(json.dumps(_jsonable(live)))) == {"m": {"fid": 2.5, "ssim": 0.5}}
+
+
+# -- chapter 05 --------------------------------------------------------------------------------------
+def _scores05(vals: dict[str, tuple[float, float]]) -> dict:
+    return {"scores": {k: {"SSIM": s, "PSNR": p} for k, (s, p) in vals.items()}}
+
+
+def test_ch05_claims_follow_table1_and_the_baseline() -> None:
+    good = _scores05({r05.MAIN: (0.5, 22.0), "baseline": (0.4, 20.0), "all_lesion_mask": (0.45, 21.0),
+                      ev.BASELINES[0]: (0.45, 21.0)})
+    bad = _scores05({r05.MAIN: (0.3, 18.0), "baseline": (0.4, 20.0), "all_lesion_mask": (0.45, 21.0),
+                     ev.BASELINES[0]: (0.45, 21.0)})
+    rows = ("baseline", "all_lesion_mask", r05.MAIN)
+    assert set(_verdicts(r05.claims(rows), good)) == {ev.SUPPORTED}
+    assert set(_verdicts(r05.claims(rows), bad)) == {ev.CONTRADICTED}
+    assert len(r05.claims(("baseline", r05.MAIN))) == len(r05.claims(rows)) - 1   # no lesion row, no lesion claim
+    assert not any("baseline row" in c.text for c in r05.claims((r05.MAIN,)))
+
+
+def test_ch05_presets() -> None:
+    q, s, f = (r05.PRESETS[k] for k in ("quick", "standard", "full"))
+    assert r05.MAIN in q.rows and r05.MAIN in s.rows and "baseline" in s.rows and s.n_seeds >= 3
+    assert f.rows == tuple(r05.f2v.ABLATIONS) and (f.image_size, f.batch_size) == (512, 1)     # Sec. 3.0.2
+    assert f.model_cfg["ngf"] == 64 and f.model_cfg["n_blocks"] == 9 and q.model_cfg["ngf"] == 16
+
+
+class _Videos(torch.utils.data.Dataset):
+    def __init__(self, frames: torch.Tensor) -> None:
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"src": torch.zeros(3, 32, 32), "frames": self.frames[i]}
+
+
+def test_ch05_baselines_are_scored_by_the_same_code() -> None:
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(5, 12, 1, 32, 32, generator=g) * 2 - 1
+    test = torch.rand(3, 12, 1, 32, 32, generator=g) * 2 - 1
+    out = r05.f2v.evaluate_baselines(_Videos(train), _Videos(test), seed=1, features="random", fvd_dims=8)
+    mean01 = ((train + 1) / 2).mean(0, keepdim=True).expand(3, -1, -1, -1, -1)
+    direct = r05.f2v.score_videos((test + 1) / 2, mean01, "random", 8)
+    assert out[ev.BASELINES[0]]["PSNR"] == pytest.approx(direct["PSNR"])
+    assert out[ev.BASELINES[0]]["SSIM"] == pytest.approx(direct["SSIM"])
+    # the mean is the MSE-optimal constant: it beats a random training video in PSNR on i.i.d. noise
+    assert out[ev.BASELINES[0]]["PSNR"] > out[ev.BASELINES[1]]["PSNR"]
+
+
+# -- chapter 04 --------------------------------------------------------------------------------------
+def test_ch04_stage_steps_match_the_schedules() -> None:
+    assert r04.stage_steps(r04.PRESETS["quick"]) == {"structure": 240, "translator": 60, "segmenter": 150,
+                                                     "pretrain": 80, "adversarial": 60}
+    full = r04.stage_steps(r04.PRESETS["full"])   # Sec. 5.2.1: 200 epochs per stage, 100 for the segmenter
+    assert full["translator"] == full["structure"] == full["pretrain"] == full["adversarial"] == 2 * full["segmenter"]
+    assert r04.alg1_for(64) == {"alpha": 0.1} and r04.alg1_for(240) == {"alpha": 0.05}
+
+
+def _record04(d: dict[int, float], fid: dict[str, float], gt: float, copy: float) -> dict:
+    return {"table5": {"rows": [{"NO.": k, "dice": v} for k, v in d.items()],
+                       "baselines": {ev.BASELINES[0]: {"dice": 0.05}, ev.BASELINES[1]: {"dice": 0.2}}},
+            "quality": {k: {"FID": v} for k, v in fid.items()},
+            "translator": {"G_t": {"SSIM": gt}, "copy the input": {"SSIM": copy}},
+            "ablation": {"A": {"FID": fid["A"]}, "F": {"FID": fid["F (full)"]}}}
+
+
+def test_ch04_claims_follow_table5() -> None:
+    thesis = {no: d for no, *_, d in r04.TABLE5}
+    rec = _record04(thesis, {"F (full)": 1.0, ev.BASELINES[0]: 3.0, "A": 2.0}, 0.8, 0.5)
+    assert set(_verdicts(r04.claims(("A", "F")), rec)) == {ev.SUPPORTED}
+    worse = copy.deepcopy(thesis)
+    worse.update({6: 0.5, 3: 0.95, 25: 0.8, 24: 0.95})
+    rec_bad = _record04(worse, {"F (full)": 3.0, ev.BASELINES[0]: 1.0, "A": 1.0}, 0.3, 0.5)
+    verdicts = _verdicts(r04.claims(("A", "F")), rec_bad)
+    assert verdicts.count(ev.CONTRADICTED) == len(verdicts) - 1   # the "beats the mean label" claim still holds
+    assert len(r04.claims(("C", "F"))) == len(r04.claims(("A", "F"))) - 1
+
+
+class _FakeTranslator:
+    """G_t that returns its input: its scores must equal the copy-the-input row."""
+
+    def __init__(self) -> None:
+        self.nets = {"G_t": torch.nn.Identity()}
+        self.nets["G_t"].register_parameter("w", torch.nn.Parameter(torch.zeros(1)))
+        self.nets["G_t"].forward = lambda x, cond: x
+
+
+def test_ch04_translator_scores_compare_with_the_registered_target() -> None:
+    g = torch.Generator().manual_seed(0)
+
+    class D:
+        x01 = torch.rand(3, 4, 16, 16, generator=g)
+
+    test, train = D(), D()
+    out = r04.translator_scores(_FakeTranslator(), train, test)
+    assert out["G_t"] == pytest.approx(out["copy the input"])
+    assert set(out) == {"G_t", "copy the input", ev.BASELINES[0]}
+    from medsynth.metrics import psnr
+    direct = np.mean([float(psnr(test.x01[:, i:i + 1], test.x01[:, j:j + 1])) for i in range(4) for j in range(4) if i != j])
+    assert out["copy the input"]["PSNR"] == pytest.approx(direct, rel=1e-5)
+
+
+# -- shared helpers -----------------------------------------------------------------------------------
+def test_show_source_and_jsonable_presets() -> None:
+    code = show_source(ev.beats)
+    assert "def beats" in code.data and code._repr_html_() and "def beats" in repr(code)
+    assert _jsonable(r01.PRESETS["quick"])["steps"] == 100
+
+
+def test_reference_collect(tmp_path: Path) -> None:
+    from medsynth.reference import collect, environment
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(FileNotFoundError, match="metrics.json"):
+        collect(run, tmp_path / "res", {})
+    (run / "metrics.json").write_text("{}")
+    (run / "claims.md").write_text("| claim |")
+    (run / "fig_a.png").write_bytes(b"png")
+    (run / "checkpoint.pt").write_bytes(b"x")
+    dest = tmp_path / "res"
+    dest.mkdir()
+    (dest / "fig_old.png").write_bytes(b"old")
+    env = environment("standard", 12.3, "cpu")
+    files = collect(run, dest, env)
+    assert sorted(p.name for p in dest.iterdir()) == ["claims.md", "env.json", "fig_a.png", "metrics.json"]
+    assert len(files) == 4 and json.loads((dest / "env.json").read_text())["preset"] == "standard"
+    assert env["wall_seconds"] == 12.3 and env["torch"] == torch.__version__

@@ -191,3 +191,17 @@ def test_reference_collect(tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.iterdir()) == ["claims.md", "env.json", "fig_a.png", "metrics.json"]
     assert len(files) == 4 and json.loads((dest / "env.json").read_text())["preset"] == "standard"
     assert env["wall_seconds"] == 12.3 and env["torch"] == torch.__version__
+
+
+def test_ch05_knowledge_mask_margin_is_precision_minus_chance() -> None:
+    first = np.zeros((32, 32))
+    last = np.zeros((32, 32))
+    last[:8, :8] = 1.0                      # a bright leak: |last - first| = 255 > 45 there
+    true = last > 0.5
+    margins = r05.knowledge_mask_margins([(first, last, true)])
+    assert margins == [pytest.approx(1.0 - 64 / 1024)]   # the mask is exactly the leak: precision 1
+    wrong = np.zeros((32, 32), bool)
+    wrong[-8:, -8:] = True
+    assert r05.knowledge_mask_margins([(first, last, wrong)]) == [pytest.approx(0.0 - 64 / 1024)]
+    row = ev.evaluate_claims([r05.knowledge_mask_claim()], [{"km_margins": [0.5, 0.6, 0.7, 0.4]}])[0]
+    assert row["verdict"] == ev.SUPPORTED

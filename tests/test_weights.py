@@ -178,3 +178,12 @@ def test_with_fallback_resolves_auto_loudly_and_only_auto():
         weights.with_fallback(build, "pretrained", "toy")
     with pytest.raises(ValueError, match="features must be one of"):
         weights.with_fallback(build, "imagenet", "toy")
+
+
+def test_features_for_needs_every_named_file(empty_cache):
+    assert weights.features_for("inception") == "random"
+    path = weights.cache_path("alexnet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    assert weights.features_for("alexnet") == "pretrained"          # present: no download needed
+    assert weights.features_for("alexnet", "lpips_alex") == "random"  # one of two missing

@@ -31,7 +31,7 @@ from torch import nn
 
 __all__ = ["WeightsUnavailable", "WeightSpec", "REGISTRY", "cache_path", "fetch", "available",
            "load_inception", "load_vgg19", "load_lpips_backbone", "load_lpips_linear", "load_i3d",
-           "with_fallback", "FEATURE_CHOICES", "DOWNLOAD_TIMEOUT_S"]
+           "with_fallback", "features_for", "FEATURE_CHOICES", "DOWNLOAD_TIMEOUT_S"]
 
 DOWNLOAD_TIMEOUT_S = 5.0  # socket timeout of one download attempt (and of the DNS lookup)
 FEATURE_CHOICES = ("pretrained", "random", "auto")
@@ -169,6 +169,20 @@ def available() -> list[dict]:
     """One row per registry entry (name, file, present, path, url, used_for), for a setup table."""
     return [dict(name=s.name, file=s.file, present=cache_path(s.name).is_file(), path=str(cache_path(s.name)),
                  url=s.url, used_for=s.used_for) for s in REGISTRY.values()]
+
+
+def features_for(*names: str, download: bool | None = None) -> str:
+    """"pretrained" when every named weight file is in the cache (or downloadable), else "random".
+
+    What a chapter passes as ``features=`` to its metrics and losses: real weights whenever present, in every
+    preset; the documented random-feature fallback, chosen explicitly and labelled, only when they are not.
+    """
+    try:
+        for n in names:
+            fetch(n, download=download)
+    except WeightsUnavailable:
+        return "random"
+    return "pretrained"
 
 
 def _check_features(features: str) -> None:

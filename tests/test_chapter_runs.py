@@ -205,3 +205,23 @@ def test_ch05_knowledge_mask_margin_is_precision_minus_chance() -> None:
     assert r05.knowledge_mask_margins([(first, last, wrong)]) == [pytest.approx(0.0 - 64 / 1024)]
     row = ev.evaluate_claims([r05.knowledge_mask_claim()], [{"km_margins": [0.5, 0.6, 0.7, 0.4]}])[0]
     assert row["verdict"] == ev.SUPPORTED
+
+
+@pytest.mark.slow
+def test_ch04_run_seed_end_to_end_tiny(tmp_path: Path) -> None:
+    """The standard preset's other seeds go through run_seed: every stage, every row, every baseline."""
+    import dataclasses
+
+    from medsynth.models.structsynth_data import BrainStructDataset
+    p = dataclasses.replace(presets.choose(r04.PRESETS, "quick", steps=8, image_size=32), n_train=8, n_test=4,
+                            t5_epochs=1, rows=("A", "F"))
+    alg1 = r04.alg1_for(32)
+    train, test = BrainStructDataset(range(8), 32, alg1=alg1), BrainStructDataset(range(100, 104), 32, alg1=alg1)
+    rec = r04.run_seed(p, 1, train, test, tmp_path, "cpu", "random", 64)
+    assert [r["NO."] for r in rec["table5"]["rows"]] == [no for no, *_ in r04.TABLE5]
+    assert set(rec["ablation"]) == {"A", "F"} and set(rec["table5"]["baselines"]) == set(ev.BASELINES[:2])
+    q = rec["quality"]
+    assert q["unseen real slices"]["FID"] < q[ev.BASELINES[0]]["FID"]   # real images beat a constant image
+    assert (tmp_path / "seed1" / "ablation_A_adversarial").is_dir()
+    rows = ev.evaluate_claims(r04.claims(p.rows), [rec])
+    assert len(rows) == len(r04.claims(p.rows)) and {r["verdict"] for r in rows} == {ev.INCONCLUSIVE}

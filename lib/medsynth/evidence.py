@@ -115,7 +115,8 @@ def _verdict(claim: Claim, values: list[Any]) -> tuple[str, str, list[float]]:
         seeds = [float(v.mean()) for v in per_seed]
         pooled = np.concatenate(per_seed) if per_seed else np.zeros(0)
         lo, hi = _bootstrap_interval(pooled, claim.level) if len(pooled) else (math.nan, math.nan)
-        shown = f"{pooled.mean():.4g} [{lo:.4g}, {hi:.4g}] (n={len(values)})" if len(pooled) else "n/a"
+        shown = (f"{pooled.mean():.4g} [{lo:.4g}, {hi:.4g}] ({len(pooled)} samples, n={len(values)})"
+                 if len(pooled) else "n/a")
         if len(values) < claim.min_seeds:
             return INCONCLUSIVE, shown + f"; fewer than {claim.min_seeds} seeds", seeds
         return (SUPPORTED if lo > 0 else CONTRADICTED if hi < 0 else INCONCLUSIVE), shown, seeds

@@ -70,3 +70,20 @@ def test_knowledge_view_reports_the_same_iou() -> None:
     assert s.iou == pytest.approx(9 / 16) and "IoU 0.562" in cap
     _, s2, _ = knowledge_view(frames, true, threshold=45, first=0, last=1)  # identical frames: empty mask
     assert s2.area == 0.0 and s2.recall == 0.0
+
+
+@pytest.mark.parametrize("threshold", [KM_THRESHOLD, 10.0, 100.0])
+def test_numpy_and_torch_paths_agree_at_the_boundary(threshold: float) -> None:
+    """Both paths quantise to 8 bits and threshold strictly, at any threshold, on 8-bit inputs (what the files hold;
+    exact half-grey-levels can round differently after the [-1, 1] scaling's float error, so none are used)."""
+    g = np.random.default_rng(0)
+    first = g.integers(0, 256 - 120, (16, 16)).astype(np.float32)
+    delta = g.choice([threshold - 1, threshold, threshold + 1, threshold + 2, 0.0], (16, 16))
+    last = (first + delta).astype(np.float32)
+    m_np = knowledge_mask(first / 255, last / 255, threshold)
+    m_t = knowledge_mask(torch.from_numpy(first / 127.5 - 1)[None, None], torch.from_numpy(last / 127.5 - 1)[None, None],
+                         threshold, value_range=(-1.0, 1.0))
+    assert np.array_equal(m_t[0, 0].numpy(), m_np)
+    exact = delta == threshold
+    assert exact.any() and not m_np[exact].any()              # equal to the threshold: not marked (strict >)
+    assert m_np[delta == threshold + 1].all() and not m_np[delta == threshold - 1].any()

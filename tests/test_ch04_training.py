@@ -118,4 +118,21 @@ def test_table5_row(data, tmp_path):
     test = (data.x01[6:] * 2 - 1, data.label[6:])
     r = table5_run(real, syn, test, 0.5, 0.5, "synthetic first", 1, tmp_path, batch_size=2, width=8, depth=2,
                    device="cpu")
-    assert 0 <= r["dice"] <= 1 and r["n_real"] == 3 and r["n_synthetic"] == 3 and r["steps"] == 3
+    assert r["n_real"] == 3 and r["n_synthetic"] == 3 and r["steps"] == 3
+    assert 0 <= r["dice"] <= 1 and 0 < r["mse"] < 1
+
+
+@pytest.mark.parametrize("mode, order", [("synthetic first", ["synthetic", "real"]), ("real first", ["real", "synthetic"]),
+                                         ("random mixing", ["mixed"])])
+def test_table5_modes_train_the_sources_in_order(data, tmp_path, mode, order):
+    """Sec. 5.6.1: one source, then the other, iterations in proportion to their sizes (or one mixed stage)."""
+    from medsynth.training import read_log
+    real = SegDataset(data.x01[:4] * 2 - 1, data.label[:4])
+    syn = SegDataset(data.x01[2:] * 2 - 1, data.label[2:])
+    test = (data.x01[6:] * 2 - 1, data.label[6:])
+    r = table5_run(real, syn, test, 1.0, 0.5, mode, 3, tmp_path, batch_size=2, width=8, depth=2, device="cpu")
+    assert (r["n_real"], r["n_synthetic"], r["steps"]) == (4, 2, 3 * 4 // 2)
+    stages = sorted((p for p in tmp_path.iterdir() if p.is_dir()), key=lambda p: (p / "log.jsonl").stat().st_mtime_ns)
+    assert [p.name for p in stages] == order
+    steps = [read_log(p / "log.jsonl")[-1]["step"] for p in stages]
+    assert steps == ([6] if mode == "random mixing" else [4, 2] if mode == "real first" else [2, 4])

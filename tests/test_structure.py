@@ -121,8 +121,17 @@ def test_explorer_views():
 def test_widgets_build():
     pytest.importorskip("ipywidgets")
     from medsynth.widgets import fusion_explorer, structure_explorer
+    from medsynth.structure import fusion_view, structure_view
     ims = {"square": square(), "noise": np.random.default_rng(0).random((32, 32))}
-    assert structure_explorer(ims) is not None and fusion_explorer(ims) is not None
+    w = structure_explorer(ims)
+    *rows, pic, cap = w.children
+    assert cap.value == structure_view(ims["square"])[1]          # the caption of the pure function
+    before = bytes(pic.value)
+    alpha = next(c for row in rows for c in row.children if c.description == "alpha")
+    alpha.value = 0.2
+    assert bytes(pic.value) != before and cap.value == structure_view(ims["square"], alpha=0.2)[1]
+    f = fusion_explorer(ims)
+    assert f.children[-1].value == fusion_view(ims["square"], 0.5, 0.6, 0)[1]
 
 
 def test_real_images_when_present(shared_data):

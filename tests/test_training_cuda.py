@@ -34,9 +34,25 @@ def test_auto_options_on_cuda(tmp_path: Path) -> None:
     assert all(torch.isfinite(torch.tensor(v)) for v in hist[-1].values())
 
 
-def test_fp16_uses_the_grad_scaler(tmp_path: Path) -> None:
+def test_fp16_uses_the_grad_scaler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every backward under fp16 goes through the scaler, multiplied by its scale; bf16 needs none."""
+    factors: list[float] = []
+    scale = torch.amp.GradScaler.scale
+
+    def spy(self, outputs):
+        out = scale(self, outputs)
+        if self.is_enabled():
+            factors.append(float(out.detach().float() / outputs.detach().float()))
+        return out
+
+    monkeypatch.setattr(torch.amp.GradScaler, "scale", spy)
     _, trainer, hist = _fit(tmp_path, 6, amp="fp16")
-    assert trainer.scaler.is_enabled() and trainer.scaler.get_scale() > 0
+    assert trainer.scaler.is_enabled() and len(factors) >= 6
+    assert all(f == pytest.approx(trainer.scaler.get_scale(), rel=0) or f > 1 for f in factors) and min(factors) > 1
+    if torch.cuda.is_bf16_supported():
+        factors.clear()
+        _, t_bf16, _ = _fit(tmp_path / "bf16", 2, amp="bf16")
+        assert not t_bf16.scaler.is_enabled() and factors == []
     assert all(torch.isfinite(torch.tensor(v)) for v in hist[-1].values())
 
 

@@ -48,7 +48,7 @@ def test_fp16_uses_the_grad_scaler(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(torch.amp.GradScaler, "scale", spy)
     _, trainer, hist = _fit(tmp_path, 6, amp="fp16")
     assert trainer.scaler.is_enabled() and len(factors) >= 6
-    assert all(f == pytest.approx(trainer.scaler.get_scale(), rel=0) or f > 1 for f in factors) and min(factors) > 1
+    assert min(factors) > 1   # each loss was multiplied by the current scale (2**16 at the start)
     if torch.cuda.is_bf16_supported():
         factors.clear()
         _, t_bf16, _ = _fit(tmp_path / "bf16", 2, amp="bf16")

@@ -47,7 +47,7 @@ from medsynth.training import GANTask, StepContext, eval_mode, set_requires_grad
 
 __all__ = ["WINDOW", "window_indices", "Fundus2VideoGenerator", "iter_rollout", "rollout", "attention_loss",
            "Techniques", "ABLATIONS", "PAPER_TABLE1", "Fundus2VideoTask", "VideoDataset", "p_generated",
-           "score_videos", "evaluate_baselines"]
+           "score_videos", "evaluate_baselines", "photos_and_videos"]
 
 WINDOW = 3  # frames per generator output (and per previous-window input)
 
@@ -367,7 +367,7 @@ def score_videos(real01: torch.Tensor, fake01: torch.Tensor, features: str = "au
             "PSNR": float(per_psnr.mean()), "LPIPS": lp, "FVD": fv}
 
 
-def _photos_and_videos(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+def photos_and_videos(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """Every item's CF photo in [-1, 1] and its video in [0, 1]."""
     items = [dataset[i] for i in range(len(dataset))]
     return torch.stack([it["src"] for it in items]), (torch.stack([it["frames"] for it in items]) + 1) / 2
@@ -380,7 +380,7 @@ def evaluate(task: Fundus2VideoTask, dataset: Dataset, features: str = "auto", f
     ``fvd_dims`` sizes only that fallback). Returns the scores plus the videos in [0,1]
     (``real``, ``fake``, ``cf``).
     """
-    cf, real01 = _photos_and_videos(dataset)
+    cf, real01 = photos_and_videos(dataset)
     fake = torch.cat([task.generate(cf[i:i + batch_size], real01.shape[1], average).cpu()
                       for i in range(0, len(cf), batch_size)])
     fake01 = (fake.float() + 1) / 2
@@ -393,7 +393,7 @@ def evaluate_baselines(train: Dataset, test: Dataset, seed: int = 0, features: s
     by :func:`score_videos` against the test videos (``train`` without flips: the eyes as stored)."""
     from medsynth.evidence import baseline_predictions
 
-    _, train01 = _photos_and_videos(train)
-    _, real01 = _photos_and_videos(test)
+    _, train01 = photos_and_videos(train)
+    _, real01 = photos_and_videos(test)
     preds = baseline_predictions(train01, len(real01), seed=seed)
     return {name: score_videos(real01, v, features, fvd_dims, lpips_net) for name, v in preds.items()}

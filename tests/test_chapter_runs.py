@@ -225,3 +225,14 @@ def test_ch04_run_seed_end_to_end_tiny(tmp_path: Path) -> None:
     assert (tmp_path / "seed1" / "ablation_A_adversarial").is_dir()
     rows = ev.evaluate_claims(r04.claims(p.rows), [rec])
     assert len(rows) == len(r04.claims(p.rows)) and {r["verdict"] for r in rows} == {ev.INCONCLUSIVE}
+
+
+def test_ch04_quality_uses_one_feature_network_for_every_seed() -> None:
+    """FIDs of different training seeds are measured with the same random Inception (``feature_seed``)."""
+    from medsynth.models.structsynth_data import BrainStructDataset
+    train, test = BrainStructDataset(range(6), 32), BrainStructDataset(range(50, 53), 32)
+    x = torch.rand(4, 4, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    a, b = r04.Quality(train, test, 0, "random", 64)(x, "a"), r04.Quality(train, test, 1, "random", 64)(x, "b")
+    assert a["FID"] == pytest.approx(b["FID"]) and a["KID"] == pytest.approx(b["KID"])
+    c = r04.Quality(train, test, 0, "random", 64, feature_seed=5)(x, "c")
+    assert c["FID"] != pytest.approx(a["FID"])

@@ -68,11 +68,13 @@ def build_tasks(p: Fundus2AngioPreset, seed: int, vgg_features: str) -> dict[str
 
 def run_seed(p: Fundus2AngioPreset, seed: int, train_set: Dataset, src: torch.Tensor, real: torch.Tensor,
              train_targets: torch.Tensor, out_dir: str | Path, device: str = "auto", fid_features: str = "random",
-             fid_dims: int = 64, vgg_features: str = "random", resume: bool = False) -> dict[str, Any]:
+             fid_dims: int = 64, vgg_features: str = "random", resume: bool = False,
+             feature_seed: int = 0) -> dict[str, Any]:
     """Train the three models with seed ``seed`` and score them and the baselines on the test crops.
 
     ``src``/``real``: the 56 test crops (``quadrant_crops`` order, 4 per image); ``train_targets``:
-    the training angiograms cut the same way (baselines by position). Returns ``tasks``, ``histories``,
+    the training angiograms cut the same way (baselines by position). ``feature_seed`` seeds the random-feature
+    Inception (and KID's subsets) the same for every training seed. Returns ``tasks``, ``histories``,
     ``train_seconds``, ``params``, ``fakes`` and ``scores`` (model or baseline -> FID/KID/SSIM/PSNR).
     """
     tasks = build_tasks(p, seed, vgg_features)
@@ -84,7 +86,8 @@ def run_seed(p: Fundus2AngioPreset, seed: int, train_set: Dataset, src: torch.Te
         seconds[name] = time.perf_counter() - t0
     fakes = {name: translate(task, src, batch_size=8) for name, task in tasks.items()}
     base = evidence.baseline_predictions(train_targets, len(real), seed=seed, period=4)
-    scores = evaluate_translations({**fakes, **base}, real, features=fid_features, dims=fid_dims, seed=seed)
+    # one random-feature Inception (feature_seed) for every training seed: FIDs of different seeds are comparable
+    scores = evaluate_translations({**fakes, **base}, real, features=fid_features, dims=fid_dims, seed=feature_seed)
     return {"seed": seed, "tasks": tasks, "histories": histories, "train_seconds": seconds, "fakes": fakes,
             "params": {n: sum(count_params(m) for m in t.nets.values()) for n, t in tasks.items()},
             "scores": scores}

@@ -122,13 +122,16 @@ class Quality:
     """Tables 2-3's image-quality columns for synthetic slices, with the same reference for every row.
 
     MS-SSIM: synthetic slices have no partner, so each is paired with a random real test slice of the same
-    modality. FID/KID: against the real training slices' Inception features (``features``: pretrained when
-    the file is present, else the labelled random fallback).
+    modality (pairs drawn with ``seed``). FID/KID: against the real training slices' Inception features
+    (``features``: pretrained when the file is present, else the labelled random fallback, always built with
+    ``feature_seed`` so that every training seed is scored by the same network).
     """
 
-    def __init__(self, train: BrainStructDataset, test: BrainStructDataset, seed: int, features: str, dims: int):
+    def __init__(self, train: BrainStructDataset, test: BrainStructDataset, seed: int, features: str, dims: int,
+                 feature_seed: int = 0):
         self.size, self.test, self.seed = train.x01.shape[-1], test, seed
-        self.feat = dict(dims=dims, features=features, seed=seed)
+        # one random-feature network for every seed: FIDs of different seeds measure with the same ruler
+        self.feat = dict(dims=dims, features=features, seed=feature_seed)
         ref = train.x01.reshape(-1, 1, self.size, self.size)
         self.ref_feats, self.kind = inception_features(ref, **self.feat)
         self.label = f"FID/KID on {self.kind} Inception features ({dims}-d)" + (

@@ -236,3 +236,9 @@ def test_ch04_quality_uses_one_feature_network_for_every_seed() -> None:
     assert a["FID"] == pytest.approx(b["FID"]) and a["KID"] == pytest.approx(b["KID"])
     c = r04.Quality(train, test, 0, "random", 64, feature_seed=5)(x, "c")
     assert c["FID"] != pytest.approx(a["FID"])
+
+
+def test_ch05_presets_follow_the_official_lr_schedule() -> None:
+    """Official train.py: niter=10, niter_decay=40 epochs -> constant for 1/5 of training, then linear to 0."""
+    for p in r05.PRESETS.values():
+        assert p.lr_decay_from == pytest.approx(0.2)

@@ -251,3 +251,41 @@ def test_ddp_two_processes_with_gloo(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "rng_rank1.pt").is_file()
     rows = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
+
+
+def test_lr_decay_schedule_values_and_errors() -> None:
+    cfg = TrainConfig(steps=10, out_dir=".", lr_decay_start=6)
+    assert [cfg.lr_factor(s) for s in (1, 6, 7, 8, 10)] == [1.0, 1.0, 1.0, 0.75, 0.25]
+    assert TrainConfig(steps=10, out_dir=".").lr_factor(10) == 1.0          # default: constant
+    with pytest.raises(ValueError, match="lr_decay_start"):
+        TrainConfig(steps=10, out_dir=".", lr_decay_start=10)
+
+
+def test_lr_decay_is_applied_and_resumes_exactly(tmp_path: Path) -> None:
+    """Every optimiser follows the schedule; a run killed after a checkpoint continues it bit for bit."""
+    full, _ = _run(tmp_path / "full", steps=11, lr_decay_start=4)
+    for opt in full.opts.values():
+        assert opt.param_groups[0]["lr"] == pytest.approx(2e-3 * 1 / 7)       # last step: (11 - 11 + 1) / (11 - 4)
+
+    class Killed(Exception):
+        pass
+
+    seed_everything(0)
+    task = ToyPix2Pix()
+    step = task.train_step
+
+    def dies_at_8(batch, ctx):
+        if ctx.step == 8:
+            raise Killed
+        return step(batch, ctx)
+
+    task.train_step = dies_at_8
+    cfg = TrainConfig(steps=11, out_dir=tmp_path / "split", batch_size=3, log_every=2, ckpt_every=3,
+                      sample_every=4, progress=False, lr_decay_start=4)
+    with pytest.raises(Killed):
+        Trainer(task, NoisyPairs(), cfg).fit()
+    resumed, _ = _run(tmp_path / "split", steps=11, lr_decay_start=4)
+    wf, wr = _weights(full), _weights(resumed)
+    assert all(torch.equal(wf[k], wr[k]) for k in wf)
+    constant, _ = _run(tmp_path / "constant", steps=11)
+    assert not torch.equal(_weights(constant)["G.0.weight"], wf["G.0.weight"])   # the schedule changed training

@@ -35,6 +35,7 @@ class Preset:
     n_seeds: int = 1
     log_every: int = 10
     ckpt_every: int = 0       # 0: only at the end
+    lr_decay_from: float | None = None   # linear lr decay to 0 over the last (1 - this) of the steps; None: constant
 
     def describe(self) -> str:
         fields = dataclasses.asdict(self)
@@ -72,5 +73,6 @@ def train(task: GANTask, dataset: Dataset, preset: Preset, out_dir: str | Path, 
     n = steps or preset.steps
     cfg = TrainConfig(steps=n, out_dir=out_dir, batch_size=preset.batch_size * batch_multiplier,
                       log_every=preset.log_every, sample_every=n, ckpt_every=preset.ckpt_every or n,
-                      device=device, seed=seed, resume=resume, progress=progress)
+                      device=device, seed=seed, resume=resume, progress=progress,
+                      lr_decay_start=None if preset.lr_decay_from is None else int(n * preset.lr_decay_from))
     return Trainer(task, dataset, cfg).fit()

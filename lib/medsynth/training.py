@@ -144,6 +144,9 @@ class TrainConfig:
     resume: bool = True
     progress: bool = True
     find_unused_parameters: bool = True  # DDP: GAN steps freeze D during G updates
+    # Linear learning-rate decay to 0 from this step on (None: constant), as pix2pix/pix2pixHD's
+    # ``niter``/``niter_decay`` and Fundus2Video's official ``niter=10, niter_decay=40`` epochs.
+    lr_decay_start: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -151,6 +154,19 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ValueError(f"TrainConfig.amp must be 'auto', 'off', 'bf16' or 'fp16', got {self.amp!r}")
+        if self.lr_decay_start is not None and not 0 <= self.lr_decay_start < self.steps:
+            raise ValueError(f"TrainConfig.lr_decay_start must be in [0, steps={self.steps}), got {self.lr_decay_start}")
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of every optimiser's initial learning rate at iteration ``step`` (1-based).
+
+        1 up to ``lr_decay_start``; then ``(steps - step + 1) / (steps - lr_decay_start)``, falling linearly to
+        ``1 / (steps - lr_decay_start)`` at the last iteration (pix2pixHD lowers the rate by ``lr / niter_decay``
+        after each epoch past ``niter``). A pure function of the step, so a resumed run continues the schedule.
+        """
+        if self.lr_decay_start is None or step <= self.lr_decay_start:
+            return 1.0
+        return (self.steps - step + 1) / (self.steps - self.lr_decay_start)
 
 
 class StepBatchSampler:
@@ -357,8 +373,14 @@ class Trainer:
         sums: dict[str, torch.Tensor | float] = {}
         count, t0 = 0, time.perf_counter()
         batches = iter(self._loader(start))
+        base_lr = [[g.setdefault("initial_lr", g["lr"]) for g in opt.param_groups] for opt in self.task.opts.values()]
         for step in range(start + 1, cfg.steps + 1):
             self.ctx.step = step
+            if cfg.lr_decay_start is not None:
+                f = cfg.lr_factor(step)
+                for opt, lrs in zip(self.task.opts.values(), base_lr):
+                    for g, lr0 in zip(opt.param_groups, lrs):
+                        g["lr"] = lr0 * f
             losses = self.task.train_step(self.ctx.to_device(next(batches)), self.ctx)
             for k, v in losses.items():  # accumulate on device; sync only at log time
                 v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)

@@ -44,18 +44,23 @@ class Fundus2VideoPreset(presets.Preset):
         return dict(self.model)
 
 
+#: The official train.py: ``niter=10, niter_decay=40`` epochs -- the rate is constant for the first fifth of training
+#: and then falls linearly to 0 (pix2pixHD's schedule); every preset follows it.
+LR_DECAY_FROM = 10 / 50
+
 PRESETS: dict[str, Fundus2VideoPreset] = {
     # 64-px eyes, a narrow generator, 150 sequences per row, 3 of Table 1's rows: a few minutes on 2 CPU cores
     "quick": Fundus2VideoPreset("quick", steps=150, batch_size=2, image_size=64, n_seeds=1, n_train=12, n_test=6,
+                                lr_decay_from=LR_DECAY_FROM,
                                 model=tuple(_QUICK_MODEL.items()), rows=("baseline", "all_lesion_mask", MAIN)),
     # the same network 3x longer at the paper's lr 2e-4 (quick's 5e-4 is for speed), over 3 seeds, two rows:
     # the committed reference run
     "standard": Fundus2VideoPreset("standard", steps=450, batch_size=2, image_size=64, n_seeds=3, n_train=12,
-                                   n_test=6, model=tuple({**_QUICK_MODEL, "lr": 2e-4}.items()),
+                                   n_test=6, lr_decay_from=LR_DECAY_FROM, model=tuple({**_QUICK_MODEL, "lr": 2e-4}.items()),
                                    rows=("baseline", MAIN)),
     # Sec. 3.0.2: 512 px, batch 1, 50 epochs over the training eyes, all seven rows (GPU)
     "full": Fundus2VideoPreset("full", steps=50 * 245, batch_size=1, image_size=512, n_seeds=1, n_train=245,
-                               n_test=53, ckpt_every=1000),
+                               n_test=53, ckpt_every=1000, lr_decay_from=LR_DECAY_FROM),
 }
 
 

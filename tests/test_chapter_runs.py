@@ -186,11 +186,13 @@ def test_reference_collect(tmp_path: Path) -> None:
     dest = tmp_path / "res"
     dest.mkdir()
     (dest / "fig_old.png").write_bytes(b"old")
-    env = environment("standard", 12.3, "cpu")
+    from medsynth.reference import git_commit
+    env = environment("standard", 12.3, "cpu", git_commit())
     files = collect(run, dest, env)
     assert sorted(p.name for p in dest.iterdir()) == ["claims.md", "env.json", "fig_a.png", "metrics.json"]
     assert len(files) == 4 and json.loads((dest / "env.json").read_text())["preset"] == "standard"
     assert env["wall_seconds"] == 12.3 and env["torch"] == torch.__version__
+    assert env["commit"] is None or len(env["commit"].split("+")[0]) == 40
 
 
 def test_ch05_knowledge_mask_margin_is_precision_minus_chance() -> None:

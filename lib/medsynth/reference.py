@@ -27,20 +27,27 @@ from typing import Any
 from medsynth.course import _literal, chapters, run_notebook
 from medsynth.nbutils import REPO_ROOT
 
-__all__ = ["environment", "collect", "main"]
+__all__ = ["environment", "git_commit", "collect", "main"]
 
 
-def environment(preset: str, wall_seconds: float, device: str) -> dict[str, Any]:
-    """Where and how a reference run was made."""
+def git_commit() -> str | None:
+    """HEAD of the repository, with ``+dirty`` when tracked files differ from it; None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return None
+    return (head + ("+dirty" if dirty else "")) or None
+
+
+def environment(preset: str, wall_seconds: float, device: str, commit: str | None) -> dict[str, Any]:
+    """Where and how a reference run was made; ``commit``: the code's commit when the run started."""
     import numpy
     import torch
     import torchvision
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, check=False).stdout.strip() or None
-    except OSError:
-        commit = None
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"preset": preset, "device": device, "gpu": gpu, "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
@@ -83,12 +90,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         run_dir = args.runs_dir / nb.stem
         print(f"-> {nb.name} (preset {args.preset}) ...", flush=True)
-        t0 = time.perf_counter()
+        t0, commit = time.perf_counter(), git_commit()   # the code the run uses, before anything can change it
         try:
             run_notebook(nb, run_dir, params, timeout=6 * 3600)
             device = json.loads((run_dir / "metrics.json").read_text()).get("device", "unknown")
             files = collect(run_dir, args.results_dir / nb.stem,
-                            environment(args.preset, time.perf_counter() - t0, device))
+                            environment(args.preset, time.perf_counter() - t0, device, commit))
         except Exception as exc:  # keep going: one broken chapter should not hide the others
             failed.append(nb.name)
             print(f"   FAILED: {type(exc).__name__}: {str(exc)[:2000]}", flush=True)

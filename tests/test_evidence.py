@@ -148,3 +148,9 @@ def test_read_reference(tmp_path: Path) -> None:
     (tmp_path / "01_x").mkdir()
     (tmp_path / "01_x" / "metrics.json").write_text(json.dumps({"a": 1}))
     assert read_reference("01_x", tmp_path) == {"a": 1}
+
+
+def test_number_reads_live_results_and_their_json() -> None:
+    from medsynth.metrics import MetricResult
+    r = MetricResult(2.5, "FID", "random", 64, 4, 4)
+    assert ev.number(r) == 2.5 and ev.number({"value": 2.5, "label": "x"}) == 2.5 and ev.number(0.25) == 0.25

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 __all__ = ["baseline_predictions", "Claim", "evaluate_claims", "claims_markdown", "claims_summary",
-           "ranking_sentence", "beats", "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE", "BASELINES"]
+           "ranking_sentence", "beats", "number", "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE", "BASELINES"]
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 #: Row names of the input-free predictors, as they appear in tables and metrics.json.
@@ -175,6 +175,11 @@ def claims_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     seeds = sorted({len(r["per_seed"]) for r in rows})
     return (f"Of {len(rows)} claims tested on {'/'.join(map(str, seeds))} seed(s): {n[SUPPORTED]} supported, "
             f"{n[CONTRADICTED]} contradicted, {n[INCONCLUSIVE]} inconclusive.")
+
+
+def number(x: Any) -> float:
+    """A metric as a float, whether a live result object (``float()``-able) or its metrics.json dict."""
+    return float(x["value"]) if isinstance(x, Mapping) else float(x)
 
 
 def beats(model: float, baseline: float, higher_is_better: bool = True) -> bool:

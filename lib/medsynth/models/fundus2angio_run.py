@@ -24,8 +24,7 @@ from medsynth.models.pix2pix import Pix2PixTask
 from medsynth.models.pix2pixhd import Pix2PixHDTask
 from medsynth.training import GANTask
 
-__all__ = ["Fundus2AngioPreset", "PRESETS", "MODELS", "PRIMARY", "build_tasks", "run_seed", "claims", "value",
-           "scores_json"]
+__all__ = ["Fundus2AngioPreset", "PRESETS", "MODELS", "PRIMARY", "build_tasks", "run_seed", "claims", "scores_json"]
 
 MODELS = ("pix2pix", "pix2pixHD", "Fundus2Angio")
 #: The primary metric is the paper's, FID (Table 1). Against the mean-target baseline it is a weak test (one
@@ -93,15 +92,8 @@ def run_seed(p: Fundus2AngioPreset, seed: int, train_set: Dataset, src: torch.Te
             "scores": scores}
 
 
-def value(x: Any) -> float:
-    """A metric as a float, whether a live result object or its metrics.json dict."""
-    if isinstance(x, Mapping):
-        return float(x["value"])
-    return float(x)
-
-
 def _s(run: Mapping[str, Any], row: str, metric: str) -> float:
-    return value(run["scores"][row][metric])
+    return evidence.number(run["scores"][row][metric])
 
 
 def claims(fid_label: str = "FID") -> list[evidence.Claim]:
@@ -131,4 +123,4 @@ def claims(fid_label: str = "FID") -> list[evidence.Claim]:
 
 def scores_json(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """Scores as plain numbers per row (for metrics.json and the per-seed record)."""
-    return {row: {k: value(v) for k, v in m.items()} for row, m in scores.items()}
+    return {row: {k: evidence.number(v) for k, v in m.items()} for row, m in scores.items()}

@@ -85,13 +85,9 @@ def run_seed(p: Fundus2VideoPreset, seed: int, train_ds: Dataset, train_eval: Da
     return {"seed": seed, "tasks": tasks, "histories": histories, "train_seconds": seconds, "scores": scores}
 
 
-def _num(x: Any) -> float:
-    return float(x["value"]) if isinstance(x, Mapping) else float(x)
-
-
 def scores_json(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """The four Table 1 metrics per row as plain numbers (per-seed records, metrics.json)."""
-    return {row: {k: _num(m[k]) for k in ("SSIM", "PSNR", "LPIPS", "FVD")} for row, m in scores.items()}
+    return {row: {k: evidence.number(m[k]) for k in ("SSIM", "PSNR", "LPIPS", "FVD")} for row, m in scores.items()}
 
 
 def claims(rows: tuple[str, ...]) -> list[evidence.Claim]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medsynth.course import chapters, run_notebook, summary_table
+from medsynth.course import chapters, flat_dump, run_notebook
 
 NOTEBOOKS = chapters()
 REQUIRED_PARAMETERS = {"quick", "device", "data_root", "seed", "out_dir"}
@@ -78,9 +78,9 @@ def test_papermill_injects_parameters(tmp_path: Path) -> None:
     assert metrics["seed"] == 7 and metrics["quick"] is True
 
 
-def test_summary_table_lists_every_chapter() -> None:
-    table = summary_table({"01_a": {"fid": {"value": 12.345, "label": "FID"}}, "02_b": {"ssim": 0.5},
-                           "03_c": {"rows": [{"stat": "mean", "v": 0.123456}]}})
+def test_flat_dump_lists_every_chapter() -> None:
+    table = flat_dump({"01_a": {"fid": {"value": 12.345, "label": "FID"}}, "02_b": {"ssim": 0.5},
+                       "03_c": {"rows": [{"stat": "mean", "v": 0.123456}]}})
     assert "== 01_a" in table and "fid.value" in table and "12.35" in table and "ssim" in table
     assert "rows[0].stat" in table and "0.1235" in table
 
@@ -89,3 +89,18 @@ def test_course_parameters_parse_like_papermill() -> None:
     from medsynth.course import _literal
     assert [_literal(t) for t in ("False", "None", "3", "1e-3", "cuda", "/data/TrueColor")] == \
         [False, None, 3, 1e-3, "cuda", "/data/TrueColor"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_papermill_reads_every_parameter(path: Path) -> None:
+    """papermill's parser must see each name the parameters cell assigns (a comment with '=' in it, for one,
+    makes it skip the line and print "Unable to parse line ..."; ``make course`` then rejects that name)."""
+    import ast
+
+    import papermill
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    assert assigned == set(papermill.inspect_notebook(str(path)))

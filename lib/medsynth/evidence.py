@@ -194,3 +194,20 @@ def ranking_sentence(values: Mapping[str, float], metric: str, higher_is_better:
     better = "higher" if higher_is_better else "lower"
     parts = [f"{k} ({fmt.format(values[k])})" for k in order]
     return f"By {metric} ({better} is better) this run ranks: " + " > ".join(parts) + "."
+
+
+def headline(metric: str, higher_is_better: bool, model: str, values: Mapping[str, Any], paper: str = "") -> dict[str, Any]:
+    """A chapter's one-line result for the course summary (``make course``): the main model's value of the
+    primary metric beside the best input-free baseline's, from the same table ``values`` (row -> value).
+
+    ``metric`` is the label as shown (say so when it is not comparable to the paper's, e.g. random features);
+    ``paper`` the paper's own number for the model, as text, or "" where the paper has none.
+    """
+    if model not in values:
+        raise KeyError(f"headline: model row {model!r} is not in the table (rows: {sorted(values)})")
+    rows = {k: number(v) for k, v in values.items() if k in BASELINES}
+    best = (max if higher_is_better else min)(rows, key=rows.get) if rows else None
+    out = {"metric": metric, "higher_is_better": higher_is_better, "model": model, "model_value": number(values[model]),
+           "best_baseline": best, "best_baseline_value": rows.get(best), "paper": paper}
+    out["beats_best_baseline"] = None if best is None else beats(out["model_value"], rows[best], higher_is_better)
+    return out

@@ -352,7 +352,7 @@ class Trainer:
 
     def fit(self) -> list[dict[str, Any]]:
         """Train to ``cfg.steps``; returns the loss log (including rows from before a resume)."""
-        from tqdm.auto import tqdm
+        from medsynth.progress import progress
 
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -368,8 +368,8 @@ class Trainer:
                 items = [self.dataset[i] for i in range(min(4, len(self.dataset)))]
                 sample_batch = self.ctx.to_device(torch.utils.data.default_collate(items))
         self._train_mode()
-        bar = tqdm(total=cfg.steps, initial=start, disable=not (cfg.progress and self.is_main),
-                   desc=type(self.task).__name__, dynamic_ncols=True)
+        bar = progress(total=cfg.steps, initial=start, disable=not (cfg.progress and self.is_main),
+                       desc=type(self.task).__name__, dynamic_ncols=True)
         sums: dict[str, torch.Tensor | float] = {}
         count, t0 = 0, time.perf_counter()
         batches = iter(self._loader(start))

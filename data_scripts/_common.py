@@ -4,6 +4,7 @@ Not part of the installed library on purpose: these scripts run once per machine
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -12,6 +13,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "lib") not in sys.path:  # let the scripts run from a checkout without an install
     sys.path.insert(0, str(REPO / "lib"))
 
-__all__ = ["DataError", "sha256sum", "safe_extract", "read_checked", "download", "open_source"]
+__all__ = ["DataError", "sha256sum", "safe_extract", "read_checked", "download", "open_source", "cli",
+           "add_output_args"]
 
 
 class DataError(RuntimeError):
@@ -120,3 +123,25 @@ def open_source(src: str | Path, workdir: Path) -> Path:
     if not src.exists():
         raise DataError(f"missing dataset folder or archive: {src}")
     return safe_extract(src, workdir)
+
+
+def add_output_args(ap: argparse.ArgumentParser) -> None:
+    """The converters' shared flags: ``--overwrite`` (replace an existing output folder, only once the new
+    one is complete) and ``--debug`` (a full traceback instead of the one-line error)."""
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace the output folder if it exists (default: refuse, naming it)")
+    ap.add_argument("--debug", action="store_true", help="show the full traceback on an error")
+
+
+def cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
+    """Run a script's ``main``: a bad or missing input is one line, ``error: ...``, and exit status 2 (the
+    traceback only with ``--debug``); anything else is a bug and keeps its traceback."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        main(args)
+    except (DataError, FileExistsError, FileNotFoundError) as e:
+        if "--debug" in args:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -12,11 +12,12 @@ Needs nibabel: ``pip install medsynth[nifti]``. Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import DataError, open_source
+from _common import DataError, add_output_args, cli, open_source
 
 from medsynth.data.layout import atomic_dir, write_image, write_meta
 
@@ -53,7 +54,7 @@ def _load(p: Path, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def convert_brats(src: str | Path, out: str | Path, slices: int = 5, test_fraction: float = 0.2,
-                  shape: tuple[int, int, int] = BRATS_SHAPE) -> Path:
+                  shape: tuple[int, int, int] = BRATS_SHAPE, overwrite: bool = False) -> Path:
     """Keep the ``slices`` axial slices with the largest tumour area per case (spread apart)."""
     with tempfile.TemporaryDirectory() as work:
         root = open_source(src, Path(work))
@@ -61,7 +62,7 @@ def convert_brats(src: str | Path, out: str | Path, slices: int = 5, test_fracti
         if not cases:
             raise DataError(f"no BraTS case (a *_seg.nii[.gz] file) under {root}")
         n_test = int(round(len(cases) * test_fraction))
-        with atomic_dir(Path(out)) as tmp:
+        with atomic_dir(Path(out), "replace" if overwrite else "refuse") as tmp:
             splits: dict[str, list[str]] = {}
             for ci, case in enumerate(cases):
                 split = "test" if ci >= len(cases) - n_test else "train"
@@ -97,9 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("out")
     ap.add_argument("--slices", type=int, default=5)
     ap.add_argument("--test-fraction", type=float, default=0.2)
+    add_output_args(ap)
     a = ap.parse_args(argv)
-    print(convert_brats(a.src, a.out, a.slices, a.test_fraction))
+    print(convert_brats(a.src, a.out, a.slices, a.test_fraction, overwrite=a.overwrite))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli(main))

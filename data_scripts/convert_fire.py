@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import DataError, open_source, read_checked
+from _common import DataError, add_output_args, cli, open_source, read_checked
 from PIL import Image
 
 from medsynth.data.layout import atomic_dir, write_image, write_meta
@@ -25,7 +26,8 @@ from medsynth.data.layout import atomic_dir, write_image, write_meta
 FIRE_SIZE = (2912, 2912)
 
 
-def convert_fire(src: str | Path, out: str | Path, size: int | None = 1024, expect: tuple[int, int] = FIRE_SIZE) -> Path:
+def convert_fire(src: str | Path, out: str | Path, size: int | None = 1024, expect: tuple[int, int] = FIRE_SIZE,
+                 overwrite: bool = False) -> Path:
     with tempfile.TemporaryDirectory() as work:
         root = open_source(src, Path(work))
         img_dir = next((p for p in [root, *root.rglob("*")] if p.is_dir() and p.name == "Images"), None)
@@ -38,7 +40,7 @@ def convert_fire(src: str | Path, out: str | Path, size: int | None = 1024, expe
                 raise DataError(f"unpaired image (no *_1.jpg partner): {p}")
         if not firsts:
             raise DataError(f"no *_1.jpg images in {img_dir}")
-        with atomic_dir(Path(out)) as tmp:
+        with atomic_dir(Path(out), "replace" if overwrite else "refuse") as tmp:
             ids = []
             for p1 in firsts:
                 iid = re.sub(r"_1$", "", p1.stem)
@@ -70,9 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("src")
     ap.add_argument("out")
     ap.add_argument("--size", type=int, default=1024, help="resize to this square size (0: keep 2912)")
+    add_output_args(ap)
     a = ap.parse_args(argv)
-    print(convert_fire(a.src, a.out, a.size or None))
+    print(convert_fire(a.src, a.out, a.size or None, overwrite=a.overwrite))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli(main))

@@ -10,8 +10,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import sys
 
-import _common  # noqa: F401  (puts lib/ on sys.path for a checkout without install)
+from _common import add_output_args, cli  # (also puts lib/ on sys.path for a checkout without install)
 
 from medsynth.data.layout import PHANTOM_KINDS, write_phantoms
 
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--severity", type=float, default=None, help="retina: fixed severity (default: normal/abnormal mix)")
     ap.add_argument("--frames", type=int, default=12, help="retina_seq: frames per sequence")
     ap.add_argument("--misalign", type=float, default=0.0, help="retina: FA misregistration (0 = registered)")
+    add_output_args(ap)
     a = ap.parse_args(argv)
     size = a.size or ([240, 240] if a.kind == "brain" else [576, 720])
     size = size * 2 if len(size) == 1 else size
@@ -35,9 +37,10 @@ def main(argv: list[str] | None = None) -> None:
         params.update(severity=a.severity, misalign=a.misalign)
         if a.kind == "retina_seq":
             params["n_frames"] = a.frames
-    out = write_phantoms(a.out, a.kind, {"train": a.train, "test": a.test}, size, a.seed, progress=True, **params)
+    out = write_phantoms(a.out, a.kind, {"train": a.train, "test": a.test}, size, a.seed, progress=True,
+                         overwrite=a.overwrite, **params)
     print(out)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli(main))

@@ -111,12 +111,21 @@ class atomic_dir:
     """Context manager: yields a temp folder next to ``final``; renames it to ``final`` on success.
 
     On an exception the temp folder is removed, so ``final`` is either complete or absent.
+    ``exist`` says what happens when ``final`` already exists and is not empty: ``"keep"`` (the phantom
+    cache: someone else finished first, keep theirs), ``"refuse"`` (converters: an error before any work,
+    naming the folder and ``--overwrite``) or ``"replace"`` (``--overwrite``: the old folder is removed only
+    after the new one is complete, so a failed conversion loses nothing).
     """
 
-    def __init__(self, final: Path) -> None:
-        self.final = Path(final)
+    def __init__(self, final: Path, exist: str = "keep") -> None:
+        if exist not in ("keep", "refuse", "replace"):
+            raise ValueError(f"atomic_dir: exist must be 'keep', 'refuse' or 'replace', not {exist!r}")
+        self.final, self.exist = Path(final), exist
 
     def __enter__(self) -> Path:
+        if self.exist == "refuse" and self.final.exists() and any(self.final.iterdir()):
+            raise FileExistsError(f"output folder exists and is not empty: {self.final} "
+                                  f"(choose another folder, or pass --overwrite to replace it)")
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{self.final.name}-", dir=self.final.parent))
         return self.tmp
@@ -125,12 +134,18 @@ class atomic_dir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
+        old = None
+        if self.exist == "replace" and self.final.exists():
+            old = self.final.with_name(f".old-{self.final.name}-{os.getpid()}")
+            os.rename(self.final, old)
         try:
             os.rename(self.tmp, self.final)
         except OSError:  # someone else finished first (or final exists): keep theirs
             shutil.rmtree(self.tmp, ignore_errors=True)
             if not (self.final / "meta.json").is_file():
                 raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _writer(kind: str) -> Callable[[Path, str, str, int, tuple[int, int], dict], dict]:
@@ -140,8 +155,9 @@ def _writer(kind: str) -> Callable[[Path, str, str, int, tuple[int, int], dict],
 
 
 def write_phantoms(out_root: str | Path, kind: str, n: Mapping[str, int], size: int | Iterable[int], seed: int = 0,
-                   progress: bool = False, **params: Any) -> Path:
-    """Generate ``n[split]`` phantom items of ``kind`` into ``out_root`` (atomically; must not exist).
+                   progress: bool = False, overwrite: bool = False, **params: Any) -> Path:
+    """Generate ``n[split]`` phantom items of ``kind`` into ``out_root`` (atomically; it must not exist or be
+    empty, unless ``overwrite``: then the old folder is replaced once the new one is complete).
 
     ``params`` go to the generator (retina: ``severity`` None = Isfahan-like mix of normal and
     abnormal eyes, ``n_frames`` for ``retina_seq`` (default 12), ``misalign``; brain: ``tumour``).
@@ -152,16 +168,14 @@ def write_phantoms(out_root: str | Path, kind: str, n: Mapping[str, int], size: 
     if len(size_t) != 2:
         raise ValueError(f"size must be an int or (H, W), got {size!r}")
     out_root = Path(out_root)
-    if out_root.exists() and any(out_root.iterdir()):
-        raise FileExistsError(f"output folder exists and is not empty: {out_root}")
-    if out_root.exists():
+    if out_root.exists() and not any(out_root.iterdir()):
         out_root.rmdir()
     if kind == "retina_seq":
         params.setdefault("n_frames", 12)
     write_item = _writer(kind)
     items: dict[str, dict] = {}
     extra: dict[str, Any] = {}
-    with atomic_dir(out_root) as tmp:
+    with atomic_dir(out_root, "replace" if overwrite else "refuse") as tmp:
         it = [(split, i) for split, k in n.items() for i in range(int(k))]
         if progress:
             from tqdm.auto import tqdm

@@ -7,7 +7,7 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.medsynth-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env course test lab reference clean-runs
+.PHONY: env course test lab reference mutants clean-runs
 
 env: $(STAMP)
 
@@ -25,6 +25,10 @@ reference: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+
+# Mutation testing of the core modules against the fast unit tests (slow; not part of `make test`).
+mutants: $(STAMP)
+	$(PY) tests/mutants.py $(ARGS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -289,3 +289,21 @@ def test_lr_decay_is_applied_and_resumes_exactly(tmp_path: Path) -> None:
     assert all(torch.equal(wf[k], wr[k]) for k in wf)
     constant, _ = _run(tmp_path / "constant", steps=11)
     assert not torch.equal(_weights(constant)["G.0.weight"], wf["G.0.weight"])   # the schedule changed training
+
+
+def test_adam_is_fused_and_matches_the_unfused_update() -> None:
+    from medsynth.training import adam
+
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(6, 3), torch.nn.Linear(6, 3)
+    b.load_state_dict(a.state_dict())
+    fused, plain = adam(a.parameters(), 1e-2), torch.optim.Adam(b.parameters(), 1e-2, betas=(0.5, 0.999))
+    assert fused.defaults["fused"] is True and fused.defaults["betas"] == (0.5, 0.999)
+    x = torch.randn(8, 6)
+    for _ in range(5):
+        for net, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            net(x).pow(2).mean().backward()
+            opt.step()
+    assert not torch.equal(a.weight, b.weight.detach() * 0)  # both moved
+    torch.testing.assert_close(a.weight, b.weight, rtol=1e-5, atol=1e-6)

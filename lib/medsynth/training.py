@@ -56,6 +56,17 @@ def eval_mode(nets: nn.Module | Iterable[nn.Module]) -> Iterator[None]:
             n.train(m)
 
 
+def adam(params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float] = (0.5, 0.999),
+         **kwargs: Any) -> torch.optim.Adam:
+    """Adam as every chapter builds it (the GAN papers' beta1 = 0.5 by default), with torch's fused kernel.
+
+    Fused Adam updates each tensor in one pass instead of allocating ``sqrt``/``div`` temporaries per step:
+    measured on the 2-core CPU it cut a pix2pixHD step's CPU time by about a third (issue 17). It is the same
+    algorithm; results differ from the unfused loop only by float rounding order.
+    """
+    return torch.optim.Adam(list(params), lr=lr, betas=betas, fused=True, **kwargs)
+
+
 def unwrap(net: nn.Module) -> nn.Module:
     """The plain module under DDP and/or ``torch.compile`` wrappers (what checkpoints store)."""
     net = getattr(net, "_orig_mod", net)

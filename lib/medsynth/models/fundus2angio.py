@@ -53,8 +53,7 @@ class CoarseGenerator(GlobalGenerator):
 class FineGenerator(LocalEnhancer):
     """G_fine: the local enhancer with novel blocks; ``forward(x, coarse_feature)``, feature has ``2*nff`` ch.
 
-    (The official code has ``x = LeakyReLU(...)(X)`` after the 7x7 stem, so that activation is
-    silently dropped there; we follow the paper's "every conv is followed by BN and LeakyReLU".)
+    Every conv is followed by BN and LeakyReLU (Sec. 3.2; the official code since its fix of 2020-05-18).
     """
 
     def __init__(self, in_ch: int = 3, out_ch: int = 1, nff: int = 32, n_blocks: int = 3) -> None:
@@ -169,10 +168,12 @@ class Fundus2AngioTask(GANTask):
         b = parts[-1]
         src, dst = b["src"], b["dst"]
         src_c, dst_c = self.coarse_inputs(b)
-        with torch.no_grad(), ctx.autocast():
-            feat = Gc(src_c)[1]  # computed once before G_coarse moves, as the code's predict() does
+        # one G_coarse forward gives both its MSE output and the feature for G_fine, taken before G_coarse
+        # moves (as the code's predict() does); detached, it equals the former separate no_grad pass
         with ctx.autocast():
-            mse_c = F.mse_loss(Gc(src_c)[0].float(), dst_c.float())
+            out_c, feat = Gc(src_c)
+            mse_c = F.mse_loss(out_c.float(), dst_c.float())
+        feat = feat.detach()
         ctx.update(mse_c, "G_coarse")
         with ctx.autocast():
             mse_f = F.mse_loss(Gf(src, feat).float(), dst.float())

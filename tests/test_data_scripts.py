@@ -139,26 +139,90 @@ def test_drive_from_zip(tmp_path):
 
 
 # ---------------------------------------------------------------- Isfahan, FIRE, BraTS
-def _fake_isfahan(root):
-    d = root / "normal"
-    d.mkdir(parents=True)
-    for k in ("1", "2"):
-        Image.fromarray(np.full((576, 720, 3), 90, np.uint8)).save(d / f"{k}.jpg")
-        Image.fromarray(np.full((576, 720), 60, np.uint8)).save(d / f"{k}-1.jpg")
-    return d
+ISF = (24, 30)  # small (H, W) for the synthetic archive; the real one is 576x720
 
 
-def test_isfahan_pairs_and_errors(tmp_path):
-    d = _fake_isfahan(tmp_path / "src")
-    out = convert_isfahan(tmp_path / "src", tmp_path / "o")
+def _photo(n: int, group: str) -> Image.Image:
+    """A colour 'photograph' whose green channel encodes (group, n): red-dominant like a fundus."""
+    g = 20 + 3 * n + (100 if group == "abnormal" else 0)
+    return Image.fromarray(np.dstack([np.full(ISF, 200, np.uint8), np.full(ISF, g, np.uint8),
+                                      np.full(ISF, 30, np.uint8)]))
+
+
+def _angio(n: int, group: str) -> Image.Image:
+    """A grey 'angiogram' (mode L, as the real ones) whose value encodes (group, n)."""
+    return Image.fromarray(np.full(ISF, 10 + 2 * n + (100 if group == "abnormal" else 0), np.uint8))
+
+
+def _fake_isfahan(root: Path, n: int = 30) -> Path:
+    """The official archive's layout and naming: ABNORMAL/<n>.jpg photo + <n>-<n>.jpg angiogram,
+    NORMAL/<n>-<n>.jpg photo + <n>.jpg angiogram (official random_crop.py)."""
+    for group, folder in (("abnormal", "ABNORMAL"), ("normal", "NORMAL")):
+        d = root / "Dataset" / folder
+        d.mkdir(parents=True)
+        for k in range(1, n + 1):
+            photo, angio = (f"{k}.jpg", f"{k}-{k}.jpg") if group == "abnormal" else (f"{k}-{k}.jpg", f"{k}.jpg")
+            _photo(k, group).save(d / photo, quality=95)
+            _angio(k, group).save(d / angio, quality=95)
+    return root / "Dataset"
+
+
+def test_isfahan_orientation_per_group_and_the_paper_selection(tmp_path):
+    _fake_isfahan(tmp_path / "src")
+    out = convert_isfahan(tmp_path / "src", tmp_path / "o", size=ISF)
     meta = read_meta(out)
-    assert meta["registered"] is False and sum(len(v) for v in meta["splits"].values()) == 2
-    (d / "2-1.jpg").unlink()
-    with pytest.raises(DataError, match="2.jpg"):
-        convert_isfahan(tmp_path / "src", tmp_path / "o2")
-    Image.fromarray(np.zeros((100, 100), np.uint8)).save(d / "2-1.jpg")
-    with pytest.raises(DataError, match="wrong size.*2-1.jpg"):
-        convert_isfahan(tmp_path / "src", tmp_path / "o3")
+    train, test = meta["splits"]["train"], meta["splits"]["test"]
+    assert sorted(train) == sorted([f"abnormal_{k}" for k in (4, 5, 6, 8, 18, 21, 28)]
+                                   + [f"normal_{k}" for k in (1, 4, 7, 8, 11, 15, 16, 21, 24, 28)])
+    assert len(test) == 14 and not set(test) & set(train) and meta["registered"] is False
+    for split, ids in (("train", train), ("test", test)):
+        for iid in ids:
+            group, n = iid.split("_")
+            f = read_image(out / split / "fundus" / f"{iid}.png", raw=True)
+            a = read_image(out / split / "angio" / f"{iid}.png", raw=True)
+            assert f.shape == (*ISF, 3) and a.shape == ISF, iid
+            # the colour photograph of THIS pair went to fundus, its grey angiogram to angio
+            assert abs(float(np.median(f[..., 1])) - np.asarray(_photo(int(n), group))[0, 0, 1]) <= 3, iid
+            assert abs(float(np.median(a)) - np.asarray(_angio(int(n), group))[0, 0]) <= 3, iid
+    # the test draw is seeded (repeatable) and --n-test all keeps the 43 other pairs
+    again = read_meta(convert_isfahan(tmp_path / "src", tmp_path / "o2", size=ISF))["splits"]["test"]
+    assert again == test
+    rest = read_meta(convert_isfahan(tmp_path / "src", tmp_path / "o3", n_test=None, size=ISF))["splits"]["test"]
+    assert len(rest) == 60 - 17
+    own = read_meta(convert_isfahan(tmp_path / "src", tmp_path / "o4", pairs="normal:2;abnormal:3", n_test=1,
+                                    size=ISF))["splits"]
+    assert own["train"] == ["abnormal_3", "normal_2"] and len(own["test"]) == 1
+
+
+@pytest.mark.parametrize("group", ["NORMAL", "ABNORMAL"])
+def test_isfahan_refuses_swapped_modalities(tmp_path, group):
+    d = _fake_isfahan(tmp_path / "src", n=3)
+    # the converter's old, wrong belief: <n>.jpg is the photograph in both folders
+    plain, dashed = d / group / "2.jpg", d / group / "2-2.jpg"
+    a, b = Image.open(plain).copy(), Image.open(dashed).copy()
+    a.save(dashed, quality=95)
+    b.save(plain, quality=95)
+    photo = dashed if group == "NORMAL" else plain   # where the converter expects the photograph
+    with pytest.raises(DataError, match=f"colour fundus photograph, but .*{photo.name}.*swapped"):
+        convert_isfahan(tmp_path / "src", tmp_path / "o", pairs="all", size=ISF)
+    assert not (tmp_path / "o").exists()
+
+
+def test_isfahan_refuses_a_colour_angiogram_and_bad_files(tmp_path):
+    d = _fake_isfahan(tmp_path / "src", n=3)
+    _photo(2, "normal").save(d / "ABNORMAL" / "2-2.jpg", quality=95)   # a colour image as the angiogram
+    with pytest.raises(DataError, match="grey angiogram, but .*2-2.jpg is in colour"):
+        convert_isfahan(tmp_path / "src", tmp_path / "o", pairs="all", size=ISF)
+    _angio(2, "abnormal").save(d / "ABNORMAL" / "2-2.jpg", quality=95)
+    (d / "NORMAL" / "3.jpg").unlink()
+    with pytest.raises(DataError, match="unpaired.*3-3.jpg"):
+        convert_isfahan(tmp_path / "src", tmp_path / "o", pairs="all", size=ISF)
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(d / "NORMAL" / "3.jpg")
+    with pytest.raises(DataError, match="wrong size.*3.jpg"):
+        convert_isfahan(tmp_path / "src", tmp_path / "o", pairs="all", size=ISF)
+    with pytest.raises(DataError, match="pair abnormal 4 of the selection is missing"):
+        convert_isfahan(tmp_path / "src", tmp_path / "o")   # the paper's selection needs pairs up to 28
+    assert not (tmp_path / "o").exists()
 
 
 def test_fire_fake(tmp_path):

@@ -49,15 +49,16 @@ class _Base(Dataset):
             self._cache[k] = t
         return self._cache[k]
 
-    def _window(self, h: int, w: int, where: str) -> tuple[int, int, int, int]:
-        """Random crop window (or the whole image) and the flip decisions."""
+    def _window(self, h: int, w: int, where: str,
+                generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
+        """Random crop window (or the whole image); ``generator`` None: torch's global generator."""
         if self.crop is None:
             return 0, 0, h, w
         c = int(self.crop)
         if c > h or c > w:
             raise ValueError(f"crop {c} larger than image {h}x{w} ({where}); lower crop or raise resize")
-        y0 = int(torch.randint(0, h - c + 1, ()).item())
-        x0 = int(torch.randint(0, w - c + 1, ()).item())
+        y0 = int(torch.randint(0, h - c + 1, (), generator=generator).item())
+        x0 = int(torch.randint(0, w - c + 1, (), generator=generator).item())
         return y0, x0, c, c
 
     def _flips(self) -> tuple[bool, bool]:
@@ -84,8 +85,11 @@ def _img(t: torch.Tensor) -> torch.Tensor:
 class PairedDataset(_Base):
     """Registered (or nearly) image pairs, e.g. fundus -> angio (Fundus2Angio), t1_motion -> t1 (MedGAN).
 
-    Fundus2Angio protocol (01_fundus2angio Sec. 4): ``crops_per_image`` (50) random ``crop`` (512)
-    windows per pair, with flips; ``len = n_pairs * crops_per_image``. ``crop=None`` gives whole
+    ``crops_per_image`` random ``crop`` windows per pair, ``len = n_pairs * crops_per_image``: by default a
+    fresh window (and flips) each time an item is read; ``fixed_crops=seed`` draws every item's window
+    once, from ``seed`` and the item's index, so item ``i`` is always the same crop -- Fundus2Angio's recipe
+    (01_fundus2angio Sec. 4, official ``random_crop.py``: 50 fixed 512 crops per pair written to disk,
+    no flips; use ``flip=False``). ``crop=None`` gives whole
     images (``crops_per_image`` is then ignored). ``resize`` scales the shorter side first (quick
     CPU runs). ``masks``: names of ``mask_<name>`` folders cropped along, as ``mask_<name>`` (1,h,w).
     Items: ``{"src": (C,h,w), "dst": (C,h,w)`` in [-1,1], ``"id": str}``.
@@ -93,9 +97,10 @@ class PairedDataset(_Base):
 
     def __init__(self, root: str | Path, split: str, src: str = "fundus", dst: str = "angio", crop: int | None = 512,
                  crops_per_image: int = 50, resize: int | None = None, flip: bool = True,
-                 masks: Iterable[str] = ()) -> None:
+                 masks: Iterable[str] = (), fixed_crops: int | None = None) -> None:
         super().__init__(root, split, resize, crop, flip)
         self.src, self.dst, self.masks = src, dst, tuple(masks)
+        self.fixed_crops = fixed_crops
         self.ids = list_ids(self.root, split, src)
         self.per = int(crops_per_image) if crop is not None else 1
         for m in (src, dst):
@@ -113,7 +118,8 @@ class PairedDataset(_Base):
         if a.shape[-2:] != b.shape[-2:]:
             raise ValueError(f"{self.root / self.split}: {self.src}/{iid}.png {tuple(a.shape[-2:])} and "
                              f"{self.dst}/{iid}.png {tuple(b.shape[-2:])} differ in size")
-        win, fl = self._window(*a.shape[-2:], where=f"{self.src}/{iid}.png"), self._flips()
+        gen = None if self.fixed_crops is None else torch.Generator().manual_seed(self.fixed_crops * 1_000_003 + i)
+        win, fl = self._window(*a.shape[-2:], where=f"{self.src}/{iid}.png", generator=gen), self._flips()
         out = {"src": _img(self._apply(a, win, fl)), "dst": _img(self._apply(b, win, fl)), "id": iid}
         for m in self.masks:
             out[f"mask_{m}"] = (self._apply(self._load(f"mask_{m}/{iid}.png", "nearest"), win, fl) > 127).float()

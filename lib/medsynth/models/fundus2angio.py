@@ -12,7 +12,8 @@ paper is vague we follow the official Keras code (SharifAmit/Fundus2Angio, ``src
 * Four PatchGANs on (fundus, angiogram) pairs (Sec. 3.3): D1/D2 fine on 512 inputs (64x64 and 32x32
   score maps), D1/D2 coarse on 256 inputs (32x32, 16x16). D2 average-pools its input first;
   widths 32, 64, 64, 64 as in the code (the doubling stops at 64 there).
-* The coarse inputs (fundus and real angiogram) are the 512 crops Lanczos-downsampled by 2.
+* The coarse inputs (fundus and real angiogram) are the 512 crops Lanczos-3-downsampled by 2, as the code's
+  ``tf.image.resize(..., LANCZOS3)`` with its default ``antialias=False`` (6 taps; ``LanczosDownsample``).
 
 Training (Sec. 3.4, Eqs. 3-5, and ``train.py``), per iteration:
   1. twice: fresh batch -> fakes from G_coarse, G_fine -> update D_fine and D_coarse on real, then
@@ -52,8 +53,7 @@ class CoarseGenerator(GlobalGenerator):
 class FineGenerator(LocalEnhancer):
     """G_fine: the local enhancer with novel blocks; ``forward(x, coarse_feature)``, feature has ``2*nff`` ch.
 
-    (The official code has ``x = LeakyReLU(...)(X)`` after the 7x7 stem, so that activation is
-    silently dropped there; we follow the paper's "every conv is followed by BN and LeakyReLU".)
+    Every conv is followed by BN and LeakyReLU (Sec. 3.2; the official code since its fix of 2020-05-18).
     """
 
     def __init__(self, in_ch: int = 3, out_ch: int = 1, nff: int = 32, n_blocks: int = 3) -> None:
@@ -93,13 +93,15 @@ class Fundus2AngioTask(GANTask):
         d_iters: discriminator iterations per step (2, Sec. 3.4).
         batches_per_step: 3 = a fresh sub-batch for each D iteration and one for the generators,
             as ``train.py`` draws them (give the Trainer batch_size 3 x 4); 1 = reuse one batch.
+        antialias: the half-size inputs' resize; False (default) = the code's ``tf.image.resize(LANCZOS3)``
+            (6 taps, unstretched), True = an antialiased 12-tap Lanczos (see :class:`LanczosDownsample`).
     Batches are ``{"src": (N,3,H,W), "dst": (N,1,H,W)}`` in [-1, 1], H = W = the fine size.
     """
 
     def __init__(self, in_ch: int = 3, out_ch: int = 1, ncf: int = 64, nff: int = 32, ndf: int = 32, width: int = 64,
                  n_blocks_coarse: int = 9, n_blocks_fine: int = 3, lam: float = 10.0, fake_label: float = 0.0,
                  d_iters: int = 2, batches_per_step: int = 3, lr: float = 2e-4,
-                 betas: tuple[float, float] = (0.5, 0.999), seed: int = 0) -> None:
+                 betas: tuple[float, float] = (0.5, 0.999), seed: int = 0, antialias: bool = False) -> None:
         if ncf != 2 * nff:
             raise ValueError(f"the coarse feature ({ncf} ch) is added to G_fine's ({2 * nff} ch): need ncf == 2*nff")
         if batches_per_step not in (1, d_iters + 1):
@@ -119,11 +121,11 @@ class Fundus2AngioTask(GANTask):
                      "G_fine": adam("G_fine"), "GAN": adam("G_coarse", "G_fine")}
         self.gan = GANLoss("lsgan", real_label=1.0, fake_label=fake_label)
         self.lam, self.d_iters, self.batches_per_step = lam, d_iters, batches_per_step
-        self.half = LanczosDownsample()
+        self.half = LanczosDownsample(antialias)   # False: TF's tf.image.resize(LANCZOS3) default, as train.py
 
     # -- forward passes ----------------------------------------------------------------------
     def coarse_inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The 256-px (half-size) fundus and angiogram, Lanczos-3 downsampled like the code's ``resize``."""
+        """The 256-px (half-size) fundus and angiogram: the code's ``resize`` (TF Lanczos-3, antialias off)."""
         half = self.half.to(batch["src"].device)
         return half(batch["src"]), half(batch["dst"])
 
@@ -166,10 +168,12 @@ class Fundus2AngioTask(GANTask):
         b = parts[-1]
         src, dst = b["src"], b["dst"]
         src_c, dst_c = self.coarse_inputs(b)
-        with torch.no_grad(), ctx.autocast():
-            feat = Gc(src_c)[1]  # computed once before G_coarse moves, as the code's predict() does
+        # one G_coarse forward gives both its MSE output and the feature for G_fine, taken before G_coarse
+        # moves (as the code's predict() does); detached, it equals the former separate no_grad pass
         with ctx.autocast():
-            mse_c = F.mse_loss(Gc(src_c)[0].float(), dst_c.float())
+            out_c, feat = Gc(src_c)
+            mse_c = F.mse_loss(out_c.float(), dst_c.float())
+        feat = feat.detach()
         ctx.update(mse_c, "G_coarse")
         with ctx.autocast():
             mse_f = F.mse_loss(Gf(src, feat).float(), dst.float())

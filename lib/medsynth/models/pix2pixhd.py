@@ -100,7 +100,8 @@ class Pix2PixHDTask(GANTask):
     """pix2pixHD's objective (its Eq. 4 + the VGG term of Sec. 3.2/4):
 
     ``min_G ( max_{D1..Dk} sum_k L_GAN(G, D_k) + lambda_FM sum_k L_FM(G, D_k) + lambda_VGG L_VGG )``
-    with LSGAN, lambda_FM = lambda_VGG = 10; D loss = 0.5 (real + fake) as in NVIDIA's code.
+    with LSGAN, lambda_FM = lambda_VGG = 10; D loss = 0.5 (real + fake) as in NVIDIA's code, and its update
+    order: all D passes first, then the G step, then the D step (one set of D weights per iteration).
 
     ``vgg_features``: "pretrained" (raises :class:`~medsynth.weights.WeightsUnavailable` when the
     VGG19 file is absent), "random" (the labelled fallback), or "off" (no VGG term, like
@@ -139,25 +140,26 @@ class Pix2PixHDTask(GANTask):
             self.vgg.to(ctx.device)
         with ctx.autocast():
             fake = G(src)
-        # discriminators: real vs detached fake
+        # NVIDIA's order (pix2pixHD_model.forward, then train.py: optimizer_G.step() before optimizer_D.step()):
+        # every D pass of the iteration uses the same D weights, so the feature-matching targets (real
+        # features) and the fake features come from one discriminator
         set_requires_grad(D, True)
         with ctx.autocast():
             d_fake = D(torch.cat([src, fake.detach()], 1), features=True)
             d_real = D(torch.cat([src, dst], 1), features=True)
             loss_d = 0.5 * (self.gan(d_fake, False) + self.gan(d_real, True))
-        ctx.update(loss_d, "D")
-        # generator: fool every scale, match D's features, match VGG features
+        # generator: fool every scale, match D's features on the real pair, match VGG features
         set_requires_grad(D, False)
         with ctx.autocast():
             g_fake = D(torch.cat([src, fake], 1), features=True)
             loss_gan = self.gan(g_fake, True)
-            # real features from the D pass above, detached (NVIDIA's code also reuses that pass)
-            loss_fm = self.lambda_feat * feature_matching_loss(g_fake, d_real)
+            loss_fm = self.lambda_feat * feature_matching_loss(g_fake, d_real)   # d_real detached inside
             loss_vgg = (self.lambda_vgg * self.vgg(fake.float(), dst.float())
                         if self.vgg is not None else torch.zeros((), device=src.device))
             loss_g = loss_gan + loss_fm + loss_vgg
         ctx.update(loss_g, "G")
         set_requires_grad(D, True)
+        ctx.update(loss_d, "D")   # the graph of loss_d was built before G moved; it holds no G parameter
         return {"D": loss_d.detach(), "G_gan": loss_gan.detach(), "G_fm": loss_fm.detach(),
                 "G_vgg": loss_vgg.detach(), "L1": (fake.detach() - dst).abs().mean()}
 

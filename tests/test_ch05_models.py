@@ -213,3 +213,42 @@ def test_video_dataset_adds_both_masks(tmp_path) -> None:
     assert item["km"].shape == item["lesion"].shape == (1, 32, 32)
     assert torch.equal(item["km"].bool(), knowledge_mask(item["frames"][0], item["frames"][-1], 45, (-1.0, 1.0)))
     assert "leakage" not in item
+
+
+def test_paper_augmentation_crops_all_alike_and_recomputes_the_mask(tmp_path, monkeypatch) -> None:
+    import torch.nn.functional as F
+
+    from medsynth.data import fundus2video as data05
+    from medsynth.data import write_phantoms
+    from medsynth.knowledge import knowledge_mask
+
+    root = write_phantoms(tmp_path / "seq", "retina_seq", {"train": 1}, size=(32, 32), seed=0, severity=0.8,
+                          misalign=0.3)
+    plain = VideoDataset(root, "train", augment="none")[0]
+    monkeypatch.setattr(data05, "_crop_box", lambda h, w: (4, 28, 2, 18))       # rows 4:28, cols 2:18
+    monkeypatch.setattr(data05, "_colour", lambda src: src)                       # colour: tested below
+    item = VideoDataset(root, "train", augment="paper")[0]
+
+    def crop(x):
+        return F.interpolate(x[..., 4:28, 2:18].reshape(-1, 1, 24, 16), size=(32, 32), mode="bilinear",
+                             align_corners=False).reshape(x.shape)
+
+    assert torch.allclose(item["frames"], crop(plain["frames"]), atol=1e-6)
+    assert torch.allclose(item["src"], crop(plain["src"]), atol=1e-6)          # photo and frames cut alike
+    assert torch.equal(item["km"].bool(), knowledge_mask(item["frames"][0], item["frames"][-1], 45, (-1.0, 1.0)))
+    assert not torch.equal(item["km"], plain["km"])                           # the mask of the cropped frames
+    with pytest.raises(ValueError, match="augment"):
+        VideoDataset(root, "train", augment="vflip")
+
+
+def test_crop_box_follows_the_official_bounds_and_colour_jitter_stays_in_range() -> None:
+    from medsynth.data.fundus2video import _colour, _crop_box
+
+    torch.manual_seed(0)
+    for _ in range(200):
+        y0, y1, x0, x1 = _crop_box(60, 90)
+        assert 0 <= y0 <= 40 and min(y0 + 20, 60) <= y1 <= 60 and y1 > y0
+        assert 0 <= x0 <= 60 and min(x0 + 30, 90) <= x1 <= 90 and x1 > x0
+    src = torch.rand(3, 8, 8) * 2 - 1
+    out = _colour(src)
+    assert out.shape == src.shape and float(out.min()) >= -1 and float(out.max()) <= 1 and not torch.equal(out, src)

@@ -30,7 +30,10 @@ def test_lpips_grows_with_the_distortion() -> None:
     assert 0 < small < large
 
 
-def test_pretrained_weights_missing_raise_clearly() -> None:
+def test_pretrained_weights_missing_raise_clearly(monkeypatch, tmp_path) -> None:
+    # an empty torch cache and no downloads: on a machine that has the files this still tests the error
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("MEDSYNTH_OFFLINE", "1")
     with pytest.raises(WeightsUnavailable, match="lpips_v0.1_alex.pth"):
         load_lpips_linear("alex", download=False)
     with pytest.raises(WeightsUnavailable, match="i3d_torchscript.pt"):
@@ -41,10 +44,12 @@ def test_fvd_of_a_set_with_itself_is_zero_with_random_features() -> None:
     g = torch.Generator().manual_seed(0)
     v = torch.rand(6, 12, 1, 32, 32, generator=g)
     w = (v + 0.3 * torch.rand(v.shape, generator=g)).clamp(0, 1)
-    same = fvd(v, v, features="random", dims=8)
-    diff = fvd(v, w, features="random", dims=8)
+    with pytest.warns(UserWarning, match="rank-deficient"):  # 6 videos, 8-d features: the warning reaches the caller
+        same = fvd(v, v, features="random", dims=8)
+    diff = fvd(v, w, features="random", dims=4)
     assert abs(same.value) < 1e-6 and diff.value > 100 * max(abs(same.value), 1e-9)
     assert same.features == "random" and "not comparable to published FVD" in same.label
+    assert same.protocol == "set" and "never comparable" in same.label and not same.comparable
     with pytest.raises(ValueError, match=r"\[0,1\]"):
         fvd(v * 2 - 1, v, features="random", dims=8)
 

@@ -65,12 +65,31 @@ def test_rollout_is_frame_by_frame_with_a_flat_buffer(t: int) -> None:
     assert len(frames) == t and G.calls == t and G.in_shapes == {(2, 6, 8, 8)}
     assert all(f.shape == (2, 1, 8, 8) for f in frames)
     assert stats["max_buffered"] == 3  # the same for 6 and 12 frames: memory flat in the length
-    for k in range(t - 1):  # triple-frame averaging of the predictions of frame k
+    # every prediction of frame k is k / 100, so the average is too -- also for the last frame, because the
+    # clamped channels (value > (t-1)/100) are skipped as in the official code
+    for k in range(t):
         assert torch.allclose(frames[k], torch.full_like(frames[k], k / 100))
-    last = sum([t - 1, t - 1, t, t - 1, t, t + 1]) / 6 / 100  # clamped windows repeat the last frame
-    assert torch.allclose(frames[-1], torch.full_like(frames[-1], last))
+    assert stats["counts"] == [1, 2] + [3] * (t - 2)  # no frame gets more than 3 predictions
     plain = list(iter_rollout(_Counter(), torch.zeros(1, 3, 8, 8), t, average=False))
     assert all(torch.allclose(f, torch.full_like(f, k / 100)) for k, f in enumerate(plain))
+
+
+class _WindowId(_Counter):
+    """Window n predicts n / 100 in every channel: frame k averages the ids of the windows counted."""
+
+    def forward(self, cf, prev):
+        n = self.calls
+        self.calls += 1
+        out = torch.full((cf.shape[0], 3, *cf.shape[-2:]), n / 100)
+        return out, out
+
+
+def test_triple_frame_averaging_uses_windows_k_minus_2_to_k() -> None:
+    t = 7
+    frames = [100 * float(f.mean()) for f in iter_rollout(_WindowId(), torch.zeros(1, 3, 4, 4), t)]
+    # frame 0: window 0; frame 1: windows 0, 1; frame k >= 2: windows k-2, k-1, k -- the last frame too
+    # (counting the clamped repeats, as before, would give (4 + 2*5 + 3*6) / 6 = 5.33 for frame 6)
+    assert frames == pytest.approx([0.0, 0.5] + [k - 1.0 for k in range(2, t)])
 
 
 def test_rollout_of_a_real_generator() -> None:
@@ -86,11 +105,29 @@ def test_attention_loss_values() -> None:
     m = torch.zeros(1, 1, 8, 8)
     m[..., :4, :] = 1
     dead = torch.zeros(1, 4, 8, 8)
-    dead[..., 4:, :] = 1  # activation only outside the mask
-    assert float(attention_loss(dead, m)) == pytest.approx(0.5)
+    dead[..., 4:, :] = 1  # activation only outside the mask: the whole mask falls short by 1
+    assert float(attention_loss(dead, m)) == pytest.approx(1.0)
+    half = torch.ones(1, 4, 8, 8)
+    half[..., :2, :] = 0.5  # half of the mask at half the peak
+    assert float(attention_loss(half, m)) == pytest.approx(0.25)
     feat = torch.rand(1, 4, 8, 8, requires_grad=True)
     attention_loss(feat, m).backward()
     assert feat.grad.abs().sum() > 0
+
+
+def test_attention_loss_scale_does_not_shrink_with_the_mask_area() -> None:
+    """Normalised over the mask's pixels: a 1.5 % mask (threshold 45's typical area) weighs as much as a
+    50 % one; averaged over all pixels it would be capped at the area (0.015)."""
+    feat = torch.zeros(1, 4, 64, 64)
+    feat[..., :, :8] = 1.0  # the activation peaks only in a strip the masks do not touch
+    small, large = torch.zeros(1, 1, 64, 64), torch.zeros(1, 1, 64, 64)
+    small[..., 30:38, 30:38] = 1            # 64 px = 1.6 %
+    large[..., :, 32:] = 1                  # 50 %
+    assert float(small.mean()) < 0.02
+    assert float(attention_loss(feat, small)) == pytest.approx(1.0)
+    assert float(attention_loss(feat, large)) == pytest.approx(1.0)
+    # the mask at a lower resolution than the feature map is resized (nearest), not broadcast wrongly
+    assert float(attention_loss(feat, small[..., ::2, ::2])) == pytest.approx(1.0)
 
 
 def test_ablation_table_matches_the_paper_rows() -> None:
@@ -176,3 +213,42 @@ def test_video_dataset_adds_both_masks(tmp_path) -> None:
     assert item["km"].shape == item["lesion"].shape == (1, 32, 32)
     assert torch.equal(item["km"].bool(), knowledge_mask(item["frames"][0], item["frames"][-1], 45, (-1.0, 1.0)))
     assert "leakage" not in item
+
+
+def test_paper_augmentation_crops_all_alike_and_recomputes_the_mask(tmp_path, monkeypatch) -> None:
+    import torch.nn.functional as F
+
+    from medsynth.data import fundus2video as data05
+    from medsynth.data import write_phantoms
+    from medsynth.knowledge import knowledge_mask
+
+    root = write_phantoms(tmp_path / "seq", "retina_seq", {"train": 1}, size=(32, 32), seed=0, severity=0.8,
+                          misalign=0.3)
+    plain = VideoDataset(root, "train", augment="none")[0]
+    monkeypatch.setattr(data05, "_crop_box", lambda h, w: (4, 28, 2, 18))       # rows 4:28, cols 2:18
+    monkeypatch.setattr(data05, "_colour", lambda src: src)                       # colour: tested below
+    item = VideoDataset(root, "train", augment="paper")[0]
+
+    def crop(x):
+        return F.interpolate(x[..., 4:28, 2:18].reshape(-1, 1, 24, 16), size=(32, 32), mode="bilinear",
+                             align_corners=False).reshape(x.shape)
+
+    assert torch.allclose(item["frames"], crop(plain["frames"]), atol=1e-6)
+    assert torch.allclose(item["src"], crop(plain["src"]), atol=1e-6)          # photo and frames cut alike
+    assert torch.equal(item["km"].bool(), knowledge_mask(item["frames"][0], item["frames"][-1], 45, (-1.0, 1.0)))
+    assert not torch.equal(item["km"], plain["km"])                           # the mask of the cropped frames
+    with pytest.raises(ValueError, match="augment"):
+        VideoDataset(root, "train", augment="vflip")
+
+
+def test_crop_box_follows_the_official_bounds_and_colour_jitter_stays_in_range() -> None:
+    from medsynth.data.fundus2video import _colour, _crop_box
+
+    torch.manual_seed(0)
+    for _ in range(200):
+        y0, y1, x0, x1 = _crop_box(60, 90)
+        assert 0 <= y0 <= 40 and min(y0 + 20, 60) <= y1 <= 60 and y1 > y0
+        assert 0 <= x0 <= 60 and min(x0 + 30, 90) <= x1 <= 90 and x1 > x0
+    src = torch.rand(3, 8, 8) * 2 - 1
+    out = _colour(src)
+    assert out.shape == src.shape and float(out.min()) >= -1 and float(out.max()) <= 1 and not torch.equal(out, src)

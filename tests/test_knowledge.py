@@ -72,6 +72,22 @@ def test_knowledge_view_reports_the_same_iou() -> None:
     assert s2.area == 0.0 and s2.recall == 0.0
 
 
+def test_knowledge_view_scores_against_the_leakage_of_the_frame_the_last_slider_picks() -> None:
+    frames = np.zeros((4, 8, 8), np.float32)
+    frames[2, 0:3, 0:3] = 0.8      # frame 2 differs from frame 0 top-left ...
+    frames[3, 4:8, 4:8] = 0.8      # ... frame 3 bottom-right
+    leak = np.zeros((4, 8, 8), bool)
+    leak[2, 0:3, 0:3] = True
+    leak[3, 4:8, 4:8] = True
+    _, s2, _ = knowledge_view(frames, leak, threshold=45, first=0, last=2)
+    _, s3, _ = knowledge_view(frames, leak, threshold=45, first=0, last=-1)
+    assert s2.iou == pytest.approx(1.0) and s3.iou == pytest.approx(1.0)
+    _, fixed, _ = knowledge_view(frames, leak[-1], threshold=45, first=0, last=2)  # one mask: always the last
+    assert fixed.iou == 0.0
+    with pytest.raises(ValueError, match="frames"):
+        knowledge_view(frames, leak[:3], threshold=45)
+
+
 @pytest.mark.parametrize("threshold", [KM_THRESHOLD, 10.0, 100.0])
 def test_numpy_and_torch_paths_agree_at_the_boundary(threshold: float) -> None:
     """Both paths quantise to 8 bits and threshold strictly, at any threshold, on 8-bit inputs (what the files hold;

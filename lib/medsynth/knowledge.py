@@ -110,10 +110,17 @@ def knowledge_view(frames: np.ndarray, true: np.ndarray, threshold: float = KM_T
     """The explorer's picture: frame ``first`` | frame ``last`` | |difference| | mask on the last frame
     (green) | mask (green) against the ground-truth leakage (magenta; overlap looks white-ish).
 
-    ``frames``: (T,H,W) in [0,1]; ``true``: (H,W) bool. Returns (H, 5W, 3) image, scores, caption.
+    ``frames``: (T,H,W) in [0,1]; ``true``: the true leakage per frame, (T,H,W) bool, scored at frame
+    ``last`` (the frame the mask is computed from), or one (H,W) bool mask used whatever ``last`` is.
+    Returns (H, 5W, 3) image, scores, caption.
     """
     from medsynth.viz import overlay, to_rgb
 
+    true = np.asarray(true, bool)
+    if true.ndim == 3:
+        if len(true) != len(frames):
+            raise ValueError(f"true leakage has {len(true)} frames, the video {len(frames)}")
+        true = true[last]
     f0, f1 = frames[first], frames[last]
     m = knowledge_mask(f0, f1, threshold)
     s = mask_scores(m, true)

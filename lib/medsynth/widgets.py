@@ -85,7 +85,8 @@ def retina_explorer(size: tuple[int, int] = (192, 240), n_frames: int = 9):
 def knowledge_explorer(frames: np.ndarray, true: np.ndarray, threshold: float = 45.0):
     """Fundus2Video's knowledge mask (Sec. 2.2) live: threshold slider, the two frames, IoU vs true leakage.
 
-    Wraps :func:`medsynth.knowledge.knowledge_view` (frames (T,H,W) in [0,1], ``true`` (H,W) bool).
+    Wraps :func:`medsynth.knowledge.knowledge_view` (frames (T,H,W) in [0,1]; ``true``: the true leakage of
+    every frame, (T,H,W) bool, so the scores are against the leakage of the frame the "last" slider picks).
     """
     import ipywidgets as W
 

@@ -20,34 +20,42 @@ Knowledge-mask-guided techniques (Sec. 2.3), each switchable for the Table 1 abl
   computed on ``image * M`` with the generator's own encoder, as in CUT and the official code;
 * knowledge-aware discriminators, Eqs. 5-6: the same 3-scale PatchGAN also judges ``(x*M, y*M)``
   against ``(x*M, G(x)*M)`` (the official ``MultiscaleDiscriminator.forward(input, tempo_map)``);
-* Eq. 7: ``L = L_pix2pixHD + l1 L_att + l2 L_UP + l3 L_SP + l4 L_KD`` with l = 1, 1, 4, 2
-  (Sec. 3.0.2; the equation's body is not in our copy of the text: the order of the lambdas is
-  read from the order of Secs. 2.3.1-2.3.3 and of Table 1's technique columns).
+* Eq. 7, *our reading*: ``L = L_pix2pixHD + l1 L_att + l2 L_UP + l3 L_SP + l4 L_KD`` with l = 1, 1, 4, 2
+  (Sec. 3.0.2 gives the values; the equation's body is not in our copy of the text, so the order of the
+  lambdas is read from the order of Secs. 2.3.1-2.3.3 and of Table 1's technique columns). The official
+  ``train.py`` weighs differently: GAN x2, knowledge-aware GAN x1, one NCE term x1 that averages UP and SP
+  (x0.5 each), feature matching and VGG x1 (each already x10 inside), a gradient-variance loss x5, and no
+  attention loss.
+
+Training order (:meth:`Fundus2VideoTask._window_step`): every discriminator output of a window is computed
+with the same D weights, then G steps, then D steps -- pix2pixHD's and the official code's order, so the
+feature-matching loss compares real and fake features of one and the same D.
+
+The dataset lives in :mod:`medsynth.data.fundus2video`, the evaluation in :mod:`medsynth.metrics.video_eval`
+(both re-exported here).
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
 from medsynth.blocks import init_weights
+from medsynth.data.fundus2video import VideoDataset
 from medsynth.discriminators import MultiScaleDiscriminator
-from medsynth.knowledge import KM_THRESHOLD, knowledge_mask
 from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss
 from medsynth.models.pix2pixhd import GlobalGenerator
 from medsynth.patchnce import NCE_TEMPERATURE, NUM_PATCHES, PatchProjector, patch_nce_loss
+from medsynth.metrics.video_eval import evaluate, evaluate_baselines, photos_and_videos, score_videos
 from medsynth.training import GANTask, StepContext, eval_mode, set_requires_grad, unwrap
 
 __all__ = ["WINDOW", "window_indices", "Fundus2VideoGenerator", "iter_rollout", "rollout", "attention_loss",
            "Techniques", "ABLATIONS", "PAPER_TABLE1", "Fundus2VideoTask", "VideoDataset", "p_generated",
-           "score_videos", "evaluate_baselines", "photos_and_videos"]
+           "score_videos", "evaluate", "evaluate_baselines", "photos_and_videos"]
 
 WINDOW = 3  # frames per generator output (and per previous-window input)
 
@@ -93,22 +101,26 @@ def iter_rollout(G: nn.Module, cf: torch.Tensor, n_frames: int, average: bool = 
                  stats: dict | None = None) -> Iterator[torch.Tensor]:
     """Generate frame by frame; yields each finished frame (N,1,H,W) in time order.
 
-    ``average=True``: triple-frame averaging (Sec. 2.1) -- frame k is the mean of every prediction
-    of it (windows k-2, k-1, k; clamped windows at the end add repeats, as the official code counts
-    them). ``average=False``: frame k is channel 0 of window k (no smoothing). Frame k is final
-    once window k is made, so at most 3 running sums are alive: memory is flat in ``n_frames``
+    ``average=True``: triple-frame averaging (Sec. 2.1) -- frame k is the mean of the predictions of
+    windows k-2, k-1 and k (fewer at the start). As in the official ``train.py``, a window's channels
+    that were clamped to the last frame are skipped (``if n+k >= N-1: continue``), so no frame gets more
+    than 3 predictions. ``average=False``: frame k is channel 0 of window k (no smoothing). Frame k is
+    final once window k is made, so at most 3 running sums are alive: memory is flat in ``n_frames``
     (``stats["max_buffered"]`` records it for the test).
     """
     prev, sums, counts = cf, {}, {}
     for n in range(n_frames):
         out, _ = G(cf, prev)
         prev = out
-        for c, k in enumerate(window_indices(n, n_frames)):
-            if average or c == 0 and k == n:
-                sums[k] = out[:, c:c + 1] + sums.get(k, 0.0)
-                counts[k] = counts.get(k, 0) + 1
+        for c in range(WINDOW if average else 1):
+            k = n + c
+            if k >= n_frames:  # a clamped repeat of the last frame: not a prediction of its own
+                continue
+            sums[k] = out[:, c:c + 1] + sums.get(k, 0.0)
+            counts[k] = counts.get(k, 0) + 1
         if stats is not None:
             stats["max_buffered"] = max(stats.get("max_buffered", 0), len(sums))
+            stats.setdefault("counts", []).append(counts[n])
         yield (sums.pop(n) / counts.pop(n)).clamp(-1, 1)
 
 
@@ -122,16 +134,21 @@ def attention_loss(feature: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Knowledge-boosted attention, Eq. 1 (Sec. 2.3.1), as we read it.
 
     The activation map ``a`` is the channel mean of the generator's last feature map, scaled to
-    [0, 1] per image (divided by its maximum); ``A = a * M``, ``A' = ReLU(A)`` as the paper says,
-    and ``L_att = mean |A' - M|``: zero only when the network's activation peaks everywhere on the
-    mask. The equation itself is missing from our copy and the official code has no attention loss
-    (its ``seg_loss`` flag enables a gradient-variance loss instead), so this reconstruction is ours.
+    [0, 1] per image (divided by its maximum); ``A = a * M`` and ``L_att = sum |A' - M| / sum M``:
+    the mean shortfall of the activation from its peak over the mask's pixels, 0 when the
+    activation peaks everywhere on the mask, at most 1. The paper's ReLU (``A' = ReLU(A)``) is left
+    out: the feature has just passed a ReLU, so ``A >= 0`` and it would change nothing. Normalising over
+    the mask's pixels (not all pixels) keeps the term's scale independent of the mask's area (1-2 % of
+    the image at threshold 45, which would make an all-pixel mean ~0 at lambda_1 = 1). The equation
+    itself is missing from our copy and the official code has no attention loss (its ``seg_loss`` flag
+    enables a gradient-variance loss instead), so this reconstruction is ours. An empty mask gives 0.
     """
     a = feature.float().mean(1, keepdim=True)
     a = a / a.flatten(1).amax(1).clamp_min(1e-6).view(-1, 1, 1, 1)
     if a.shape[-2:] != mask.shape[-2:]:
         mask = F.interpolate(mask.float(), size=a.shape[-2:], mode="nearest")
-    return (torch.relu(a * mask) - mask).abs().mean()
+    mask = mask.float()
+    return (a * mask - mask).abs().sum() / mask.sum().clamp_min(1.0)
 
 
 @dataclass(frozen=True)
@@ -235,15 +252,15 @@ class Fundus2VideoTask(GANTask):
         with ctx.autocast():
             fake, feat = G(cf, prev)
         real_in, fake_in = torch.cat([cf, target], 1), torch.cat([cf, fake], 1)
-        # Discriminators (Eq. 5; + Eq. 6 on masked inputs, same weights as the official code)
+        # Discriminator outputs (Eq. 5; + Eq. 6 on masked inputs, same weights as the official code), all
+        # from D's current weights: the G step below uses d_real's features for feature matching.
         set_requires_grad(D, True)
         with ctx.autocast():
             d_real = D(real_in, features=True)
             loss_d = 0.5 * (self.gan(D(fake_in.detach()), False) + self.gan(d_real, True))
             if t.kd:
                 loss_d = loss_d + 0.5 * (self.gan(D(fake_in.detach() * m), False) + self.gan(D(real_in * m), True))
-        ctx.update(loss_d, "D")
-        # Generator (Eq. 7)
+        # Generator (Eq. 7), through the same D (frozen here, so no gradient reaches it)
         set_requires_grad(D, False)
         out = {"D": loss_d.detach()}
         with ctx.autocast():
@@ -260,8 +277,10 @@ class Fundus2VideoTask(GANTask):
                 out["G_up"] = out["G_sp"] = zero
             out["G_kd"] = l_kd * self.gan(D(fake_in * m), True) if t.kd else zero
             loss_g = sum(v for k, v in out.items() if k.startswith("G_"))
+        # pix2pixHD's / the official order: G steps first, then D (its loss was computed before either step)
         ctx.update(loss_g, "G")
         set_requires_grad(D, True)
+        ctx.update(loss_d, "D")
         out = {k: v.detach() for k, v in out.items()}
         out["L1"] = (fake.detach() - target).abs().mean()
         return out, fake.detach()
@@ -302,98 +321,3 @@ class Fundus2VideoTask(GANTask):
         fake = self.generate(batch["src"], T)
         ks = (0, T // 2, T - 1)
         return [batch["src"], *[frames[:, k] for k in ks], *[fake[:, k] for k in ks]]
-
-
-class VideoDataset(Dataset):
-    """CF photo + FA sequence (:class:`medsynth.data.SequenceDataset`) + the two masks of Table 1.
-
-    Adds ``km``: the knowledge mask (Sec. 2.2) of this item's first and last frames at the working
-    resolution (official: computed after resizing to 512), and ``lesion``: the ground-truth lesion
-    mask (``mask_lesions``; zeros when the folder has none, e.g. real data). Horizontal/vertical
-    flips apply to everything alike. Items: ``src, frames, km, lesion, times, id``.
-    """
-
-    def __init__(self, root: str | Path, split: str, resize: int | None = None, flip: bool = True,
-                 n_frames: int | None = None, threshold: float = KM_THRESHOLD) -> None:
-        from medsynth.data import SequenceDataset
-
-        self.seq = SequenceDataset(root, split, n_frames=n_frames, crop=None, resize=resize, flip=False)
-        self.flip, self.threshold = flip, threshold
-        self.root, self.split = Path(root), split
-        self._lesion: dict[str, torch.Tensor] = {}
-
-    def __len__(self) -> int:
-        return len(self.seq)
-
-    def _lesion_mask(self, iid: str, size: tuple[int, int]) -> torch.Tensor:
-        if iid not in self._lesion:
-            p = self.root / self.split / "mask_lesions" / f"{iid}.png"
-            if p.is_file():
-                from medsynth.data import read_image
-                m = torch.from_numpy(np.asarray(read_image(p, raw=True)) > 127).float()[None, None]
-                m = F.interpolate(m, size=size, mode="nearest")[0]
-            else:
-                m = torch.zeros(1, *size)
-            self._lesion[iid] = m
-        return self._lesion[iid]
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = dict(self.seq[i])
-        frames = item["frames"]
-        item["km"] = knowledge_mask(frames[0], frames[-1], self.threshold, (-1.0, 1.0)).float()
-        item["lesion"] = self._lesion_mask(item["id"], tuple(frames.shape[-2:])).clone()
-        item.pop("leakage", None)  # ground truth for analysis only; the model never sees it
-        if self.flip:
-            f = torch.rand(2)
-            for key in ("src", "frames", "km", "lesion"):
-                if f[0] < 0.5:
-                    item[key] = item[key].flip(-1)
-                if f[1] < 0.5:
-                    item[key] = item[key].flip(-2)
-        return item
-
-
-def score_videos(real01: torch.Tensor, fake01: torch.Tensor, features: str = "auto", fvd_dims: int = 400,
-                 lpips_net: str = "alex") -> dict[str, Any]:
-    """Sec. 3.0.3's metrics of generated videos against real ones, both (N,T,1,H,W) in [0,1]: SSIM and PSNR
-    per frame (and their means), LPIPS over all frames, FVD over the set. Models and input-free baselines
-    go through this one function, so their rows are comparable."""
-    from medsynth.metrics import framewise, fvd, lpips, psnr, ssim
-
-    per_ssim, per_psnr = framewise(real01, fake01, ssim), framewise(real01, fake01, psnr)
-    lp = lpips(real01.flatten(0, 1), fake01.flatten(0, 1), lpips_net, features=features)
-    fv = fvd(real01, fake01, features=features, dims=fvd_dims)
-    return {"ssim_per_frame": per_ssim, "psnr_per_frame": per_psnr, "SSIM": float(per_ssim.mean()),
-            "PSNR": float(per_psnr.mean()), "LPIPS": lp, "FVD": fv}
-
-
-def photos_and_videos(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every item's CF photo in [-1, 1] and its video in [0, 1]."""
-    items = [dataset[i] for i in range(len(dataset))]
-    return torch.stack([it["src"] for it in items]), (torch.stack([it["frames"] for it in items]) + 1) / 2
-
-
-def evaluate(task: Fundus2VideoTask, dataset: Dataset, features: str = "auto", fvd_dims: int = 400,
-             lpips_net: str = "alex", average: bool = True, batch_size: int = 4) -> dict[str, Any]:
-    """Sec. 3.0.3 on a test set: generate every video, then :func:`score_videos`. ``features`` goes to
-    LPIPS and FVD ("auto": pretrained weights when present, else the labelled random fallback;
-    ``fvd_dims`` sizes only that fallback). Returns the scores plus the videos in [0,1]
-    (``real``, ``fake``, ``cf``).
-    """
-    cf, real01 = photos_and_videos(dataset)
-    fake = torch.cat([task.generate(cf[i:i + batch_size], real01.shape[1], average).cpu()
-                      for i in range(0, len(cf), batch_size)])
-    fake01 = (fake.float() + 1) / 2
-    return {**score_videos(real01, fake01, features, fvd_dims, lpips_net), "cf": (cf + 1) / 2, "real": real01, "fake": fake01}
-
-
-def evaluate_baselines(train: Dataset, test: Dataset, seed: int = 0, features: str = "auto", fvd_dims: int = 400,
-                       lpips_net: str = "alex") -> dict[str, dict[str, Any]]:
-    """The input-free rows: the mean training video and a random training video per test eye (seeded), scored
-    by :func:`score_videos` against the test videos (``train`` without flips: the eyes as stored)."""
-    from medsynth.evidence import baseline_predictions
-
-    _, train01 = photos_and_videos(train)
-    _, real01 = photos_and_videos(test)
-    preds = baseline_predictions(train01, len(real01), seed=seed)
-    return {name: score_videos(real01, v, features, fvd_dims, lpips_net) for name, v in preds.items()}

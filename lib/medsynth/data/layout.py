@@ -144,7 +144,7 @@ def write_phantoms(out_root: str | Path, kind: str, n: Mapping[str, int], size: 
     """Generate ``n[split]`` phantom items of ``kind`` into ``out_root`` (atomically; must not exist).
 
     ``params`` go to the generator (retina: ``severity`` None = Isfahan-like mix of normal and
-    abnormal eyes, ``n_frames`` for ``retina_seq`` (default 12), ``misalign``; brain: ``tumour``).
+    abnormal eyes, ``n_frames`` for ``retina_seq`` (default 12), ``misalign``; brain: ``tumour``, ``anatomy``).
     """
     if kind not in PHANTOM_KINDS:
         raise ValueError(f"unknown phantom kind {kind!r}; expected one of {PHANTOM_KINDS}")

@@ -49,3 +49,30 @@ def test_template_matched_mni_phantom_closer_to_real_than_ellipse(res):
 def test_as_generated_mni_phantom_closer_to_real_than_ellipse(res):
     m, e = res["as generated"]["mni"], res["as generated"]["ellipse"]
     assert m["hist_emd"] < e["hist_emd"] and m["spectrum_dist"] < e["spectrum_dist"]
+
+
+def test_realism_report_script_writes_the_brain_table(tmp_path, capsys):
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_scripts"))
+    from realism_report import main
+    assert main(["--only", "brain", "--brain-phantoms", "2", "--brain-real", "3", "--json", str(tmp_path / "b.json")]) == 0
+    rows = json.loads((tmp_path / "b.json").read_text())
+    assert len(rows) == 8 and rows[0]["stat"] == "GM/WM ratio (T1)" and 0.7 < rows[0]["real"] < 0.8
+    assert "template-matched" in capsys.readouterr().out
+
+
+def test_brain_realism_figure_plots_each_side(res):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from medsynth import viz
+    fig = viz.brain_realism_figure(res)
+    ax = fig.axes
+    assert len(ax) == 4
+    ys = [ln.get_ydata() for ln in ax[0].get_lines()]
+    np.testing.assert_array_equal(ys[0], res["real"]["hist"][0])
+    np.testing.assert_array_equal(ys[1], res["as generated"]["mni"]["hist"][0])
+    np.testing.assert_array_equal(ax[3].get_lines()[2].get_ydata(), res["template-matched"]["ellipse"]["spectrum"])
+    plt.close(fig)

@@ -76,3 +76,18 @@ def test_brain_realism_figure_plots_each_side(res):
     np.testing.assert_array_equal(ys[1], res["as generated"]["mni"]["hist"][0])
     np.testing.assert_array_equal(ax[3].get_lines()[2].get_ydata(), res["template-matched"]["ellipse"]["spectrum"])
     plt.close(fig)
+
+
+def test_brain_claims_read_the_distances():
+    from medsynth.evidence import CONTRADICTED, SUPPORTED, evaluate_claims
+    from medsynth.data.realism_brain import PROTOCOLS, brain_claims
+
+    def run(mni, ell):
+        side = lambda v: {"hist_emd": v, "spectrum_dist": 2 * v}
+        return {p: {"mni": side(mni), "ellipse": side(ell)} for p in PROTOCOLS}
+    claims = brain_claims()
+    assert len(claims) == 4
+    good = evaluate_claims(claims, [run(0.1, 0.2)] * 3)
+    assert {r["verdict"] for r in good} == {SUPPORTED}
+    assert good[1]["per_seed"] == pytest.approx([0.2] * 3)    # spectrum: 2*0.2 - 2*0.1
+    assert {r["verdict"] for r in evaluate_claims(claims, [run(0.3, 0.2)] * 3)} == {CONTRADICTED}

@@ -31,7 +31,8 @@ import numpy as np
 
 from medsynth.data.realism import SPECTRUM_N, hist_emd, histograms, power_spectrum, spectrum_distance
 
-__all__ = ["real_mni_slices", "normalise", "brain_stats", "spgr_t1", "compare_brain", "brain_summary_rows", "PROTOCOLS"]
+__all__ = ["real_mni_slices", "normalise", "brain_stats", "spgr_t1", "compare_brain", "brain_summary_rows", "brain_claims",
+           "PROTOCOLS"]
 
 
 def real_mni_slices(n: int = 15, size: tuple[int, int] = (240, 240)) -> list[dict]:
@@ -125,3 +126,20 @@ def brain_summary_rows(res: dict) -> list[dict]:
                           ("spectrum_dist", "log-spectrum distance to real")):
             rows.append({"protocol": p, "stat": name, "real": None, "mni": m[key], "ellipse": e[key]})
     return rows
+
+
+def brain_claims() -> list:
+    """Issue 19's done criterion as :class:`medsynth.evidence.Claim` s, per protocol and statistic.
+
+    Each run is one :func:`compare_brain` result (a phantom seed); the statistic is the ellipse
+    phantom's distance minus the MNI phantom's, so > 0 on every seed supports "MNI is closer".
+    """
+    from medsynth.evidence import Claim
+    out = []
+    for p in PROTOCOLS:
+        for key, what in (("hist_emd", "in-brain histogram EMD"), ("spectrum_dist", "log-spectrum distance")):
+            out.append(Claim(f"MNI phantom closer to real MNI152 T1 than the ellipse phantom: {what}, {p}",
+                             "issue 19 (done criterion)",
+                             lambda r, p=p, key=key: r[p]["ellipse"][key] - r[p]["mni"][key],
+                             f"{key}(ellipse) - {key}(MNI)"))
+    return out

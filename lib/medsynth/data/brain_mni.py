@@ -153,6 +153,7 @@ def mni_anatomy(rng: np.random.Generator, rng_t: np.random.Generator, size: tupl
     frac[NAMES.index("gm")], frac[NAMES.index("wm")], frac[NAMES.index("csf")] = gm, wm, csf
     frac[NAMES.index("skull")], frac[NAMES.index("scalp")] = sk - ic, sc_ - sk
     frac[NAMES.index("background")] = 1 - sc_
+    frac /= frac.sum(0, keepdims=True)  # exact partition where a tumour edge meets a partial-volume skull
     brain = ic > 0.5
     lab[~brain] = 0
     return frac, lab, brain, meta

@@ -23,7 +23,9 @@ of 152 scans), no bias field (the template is non-uniformity corrected).
 Caveat: the MNI phantom's anatomy *is* the template's, so its spectrum distance mostly measures how
 the contrasts, noise and deformation change an image of the right anatomy; the histogram and the
 GM/WM ratio come from the signal equations, not from the template's intensities. The template is an
-average of 152 brains: smoother, with less GM/WM blur than one subject's scan would show.
+average of 152 registered brains: smoother (blurrier GM/WM borders, almost no noise) than one subject's
+scan. As generated, the phantoms carry a single scan's Rician noise, which the average lacks; that
+noise floor dominates the high-frequency half of the log-spectrum distance.
 """
 from __future__ import annotations
 

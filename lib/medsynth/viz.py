@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 __all__ = ["to_rgb", "overlay", "label_rgb", "image_grid", "mask_panel", "sequence_strip", "brain_panel",
-           "realism_figure", "BRATS_COLOURS"]
+           "realism_figure", "brain_realism_figure", "BRATS_COLOURS"]
 
 BRATS_COLOURS = {1: (0.9, 0.2, 0.2), 2: (0.2, 0.8, 0.2), 4: (1.0, 0.9, 0.1)}  # core, oedema, enhancing
 MASK_COLOURS = {"vessels": (0.1, 0.9, 0.2), "arteries": (1.0, 0.2, 0.2), "veins": (0.2, 0.4, 1.0),
@@ -129,5 +129,28 @@ def realism_figure(res: dict) -> Figure:
         ax[i].set_title(f"{name} radial power spectrum", fontsize=9)
         ax[i].set_xlabel("cycles per crop", fontsize=8)
         ax[i].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def brain_realism_figure(res: dict) -> Figure:
+    """In-brain T1 histograms and power spectra from ``realism_brain.compare_brain``: real MNI152 (black),
+    MNI phantom (red), ellipse phantom (blue); one pair of panels per protocol."""
+    from medsynth.data.realism_brain import PROTOCOLS
+    fig = plt.figure(figsize=(12, 3.2))
+    ax = fig.subplots(1, 2 * len(PROTOCOLS))
+    c = (np.arange(64) + 0.5) / 64
+    for i, p in enumerate(PROTOCOLS):
+        h, s = ax[2 * i], ax[2 * i + 1]
+        sides = (("real MNI152 T1", res["real"], "k"), ("MNI phantom", res[p]["mni"], "r"),
+                 ("ellipse phantom", res[p]["ellipse"], "b"))
+        for name, st, col in sides:
+            h.plot(c, st["hist"][0], col, label=name)
+            s.loglog(res["freq"], st["spectrum"], col, label=name)
+        h.set_title(f"T1 histogram in brain ({p})", fontsize=9)
+        h.set_xlabel("intensity / in-brain 99th percentile", fontsize=8)
+        s.set_title(f"radial power spectrum ({p})", fontsize=9)
+        s.set_xlabel("cycles per crop", fontsize=8)
+        h.legend(fontsize=6)
     fig.tight_layout()
     return fig

@@ -1,13 +1,13 @@
 """Data: procedural phantoms with ground truth, one on-disk layout, torch Datasets, realism checks.
 
 * :func:`make_retina` - colour fundus photo + registered FA (+ FA sequence, masks) from a seed;
-* :func:`make_brain` - BraTS-like T1/T2/T1c/FLAIR slice with tumour labels and brain mask;
+* :func:`make_brain` - BraTS-like T1/T2/T1c/FLAIR slice on MNI152 anatomy, tumour labels, brain mask;
 * :mod:`.degrade` - MedGAN's degradations (k-space motion, low-count PET noise, PET/CT-like pair);
 * :mod:`.layout` - ``<root>/<split>/<modality>/<id>.png``; :func:`ensure_phantoms` caches phantoms;
 * :mod:`.datasets` - :class:`PairedDataset`, :class:`SequenceDataset`, :class:`MultiModalDataset`;
 * :mod:`.realism` - phantom-vs-real statistics (histograms, vessel fraction, power spectra).
 """
-GENERATOR_VERSION = "4"  # bump when phantom pixels change: invalidates ensure_phantoms caches
+GENERATOR_VERSION = "5"  # bump when phantom pixels change: invalidates ensure_phantoms caches
 
 from medsynth.data.layout import ensure_phantoms, list_ids, load_pair, read_image, read_meta, write_phantoms  # noqa: E402
 from medsynth.data.retina import MASK_NAMES, RetinaSample, make_retina  # noqa: E402

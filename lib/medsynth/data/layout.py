@@ -160,7 +160,7 @@ def write_phantoms(out_root: str | Path, kind: str, n: Mapping[str, int], size: 
     empty, unless ``overwrite``: then the old folder is replaced once the new one is complete).
 
     ``params`` go to the generator (retina: ``severity`` None = Isfahan-like mix of normal and
-    abnormal eyes, ``n_frames`` for ``retina_seq`` (default 12), ``misalign``; brain: ``tumour``).
+    abnormal eyes, ``n_frames`` for ``retina_seq`` (default 12), ``misalign``; brain: ``tumour``, ``anatomy``).
     """
     if kind not in PHANTOM_KINDS:
         raise ValueError(f"unknown phantom kind {kind!r}; expected one of {PHANTOM_KINDS}")

@@ -41,7 +41,7 @@ def write_retina_item(root: Path, split: str, iid: str, seed: int, size: tuple[i
 def write_brain_item(root: Path, split: str, iid: str, seed: int, size: tuple[int, int], params: dict) -> dict:
     from medsynth.data.brain import make_brain
     from medsynth.data.degrade import medgan_set
-    b = make_brain(seed, size, **{k: v for k, v in params.items() if k in ("tumour",)})
+    b = make_brain(seed, size, **{k: v for k, v in params.items() if k in ("tumour", "anatomy")})
     d = root / split
     for name, img in b.images.items():
         write_image(d / name / f"{iid}.png", img)

@@ -34,7 +34,7 @@ from medsynth.blocks import LanczosDownsample, init_weights
 from medsynth.discriminators import MultiScaleDiscriminator
 from medsynth.losses import GANLoss
 from medsynth.models.pix2pixhd import GlobalGenerator, LocalEnhancer
-from medsynth.training import GANTask, StepContext, eval_mode, set_requires_grad
+from medsynth.training import adam, eval_mode, GANTask, set_requires_grad, StepContext
 
 __all__ = ["CoarseGenerator", "FineGenerator", "fundus2angio_discriminator", "Fundus2AngioTask", "quadrant_crops",
            "evaluate_translations", "PAPER_FID"]
@@ -114,11 +114,11 @@ class Fundus2AngioTask(GANTask):
                     "D_coarse": fundus2angio_discriminator(in_ch + out_ch, ndf, width)}
             self.nets: dict[str, nn.Module] = {k: init_weights(v) for k, v in nets.items()}
 
-        def adam(*names: str) -> torch.optim.Adam:
-            return torch.optim.Adam([p for n in names for p in self.nets[n].parameters()], lr, betas)
+        def opt(*names: str) -> torch.optim.Adam:
+            return adam([p for n in names for p in self.nets[n].parameters()], lr, betas)
 
-        self.opts = {"D_fine": adam("D_fine"), "D_coarse": adam("D_coarse"), "G_coarse": adam("G_coarse"),
-                     "G_fine": adam("G_fine"), "GAN": adam("G_coarse", "G_fine")}
+        self.opts = {"D_fine": opt("D_fine"), "D_coarse": opt("D_coarse"), "G_coarse": opt("G_coarse"),
+                     "G_fine": opt("G_fine"), "GAN": opt("G_coarse", "G_fine")}
         self.gan = GANLoss("lsgan", real_label=1.0, fake_label=fake_label)
         self.lam, self.d_iters, self.batches_per_step = lam, d_iters, batches_per_step
         self.half = LanczosDownsample(antialias)   # False: TF's tf.image.resize(LANCZOS3) default, as train.py

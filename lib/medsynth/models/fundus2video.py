@@ -51,7 +51,7 @@ from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss
 from medsynth.models.pix2pixhd import GlobalGenerator
 from medsynth.patchnce import NCE_TEMPERATURE, NUM_PATCHES, PatchProjector, patch_nce_loss
 from medsynth.metrics.video_eval import evaluate, evaluate_baselines, photos_and_videos, score_videos
-from medsynth.training import GANTask, StepContext, eval_mode, set_requires_grad, unwrap
+from medsynth.training import adam, eval_mode, GANTask, set_requires_grad, StepContext, unwrap
 
 __all__ = ["WINDOW", "window_indices", "Fundus2VideoGenerator", "iter_rollout", "rollout", "attention_loss",
            "Techniques", "ABLATIONS", "PAPER_TABLE1", "Fundus2VideoTask", "VideoDataset", "p_generated",
@@ -219,8 +219,8 @@ class Fundus2VideoTask(GANTask):
                                                      norm="instance", padding=2))
             f = PatchProjector(g.nce_channels, nce_nc)
         self.nets: dict[str, nn.Module] = {"G": g, "D": d, "F": f}
-        self.opts = {"G": torch.optim.Adam([*g.parameters(), *f.parameters()], lr, betas),
-                     "D": torch.optim.Adam(d.parameters(), lr, betas)}
+        self.opts = {"G": adam([*g.parameters(), *f.parameters()], lr, betas),
+                     "D": adam(d.parameters(), lr, betas)}
         self.tech, self.lambdas = techniques, tuple(lambdas)
         self.lambda_feat, self.lambda_vgg = lambda_feat, lambda_vgg
         self.num_patches, self.tau = num_patches, tau

@@ -19,7 +19,7 @@ from medsynth.blocks import UNetBlock, init_weights
 from medsynth.discriminators import PatchDiscriminator
 from medsynth.losses import GANLoss
 from medsynth.models import translate
-from medsynth.training import GANTask, StepContext, set_requires_grad
+from medsynth.training import adam, GANTask, set_requires_grad, StepContext
 
 __all__ = ["UNetGenerator", "Pix2PixTask"]
 
@@ -67,8 +67,8 @@ class Pix2PixTask(GANTask):
             g = init_weights(UNetGenerator(in_ch, out_ch, num_downs, ngf))
             d = init_weights(PatchDiscriminator(in_ch + out_ch, ndf, n_layers_d))
         self.nets: dict[str, nn.Module] = {"G": g, "D": d}
-        self.opts = {"G": torch.optim.Adam(g.parameters(), lr, betas),
-                     "D": torch.optim.Adam(d.parameters(), lr, betas)}
+        self.opts = {"G": adam(g.parameters(), lr, betas),
+                     "D": adam(d.parameters(), lr, betas)}
         self.gan = GANLoss(gan_mode)
         self.lambda_l1 = lambda_l1
 

@@ -22,7 +22,7 @@ from medsynth.blocks import ResidualBlock, avg_downsample, down, head, init_weig
 from medsynth.discriminators import MultiScaleDiscriminator
 from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss
 from medsynth.models import translate
-from medsynth.training import GANTask, StepContext, set_requires_grad
+from medsynth.training import adam, GANTask, set_requires_grad, StepContext
 
 __all__ = ["GlobalGenerator", "LocalEnhancer", "Pix2PixHDGenerator", "Pix2PixHDTask"]
 
@@ -121,8 +121,8 @@ class Pix2PixHDTask(GANTask):
             d = init_weights(MultiScaleDiscriminator(in_ch + out_ch, num_d, ndf=ndf, n_layers=n_layers_d,
                                                      norm="instance", padding=2))
         self.nets: dict[str, nn.Module] = {"G": g, "D": d}
-        self.opts = {"G": torch.optim.Adam(g.parameters(), lr, betas),
-                     "D": torch.optim.Adam(d.parameters(), lr, betas)}
+        self.opts = {"G": adam(g.parameters(), lr, betas),
+                     "D": adam(d.parameters(), lr, betas)}
         self.gan = GANLoss("lsgan")
         self.lambda_feat, self.lambda_vgg = lambda_feat, lambda_vgg
         if vgg_features not in ("pretrained", "random", "off"):

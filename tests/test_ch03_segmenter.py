@@ -141,7 +141,7 @@ def test_real_drive_holdout_and_converted_copy_agree(tmp_path, shared_data):
     train, test, protocol = drive_protocol(None, shared_data, 64)
     assert len(train) == 15 and test.ids == list(HOLDOUT_IDS) and "held out" in protocol
     frac = test.vessels[test.fov].mean().item()
-    assert 0.05 < frac < 0.15                      # DRIVE's ~12 % at full size, fewer after downsizing
+    assert 0.08 < frac < 0.25                      # DRIVE: ~12 % at full size; at 64 px quarter-cover labels widen vessels
     out = convert_drive(shared_data / "DRIVE", tmp_path / "drive")
     train2, test2, _ = drive_protocol(out, None, 64)
     assert train2.ids == train.ids and torch.equal(test2.vessels, test.vessels)
@@ -151,7 +151,7 @@ def test_real_drive_holdout_and_converted_copy_agree(tmp_path, shared_data):
 def test_phantom_set_is_seeded_and_masked():
     a, b = phantom_set(2, 64, seed=3), phantom_set(2, 64, seed=3)
     assert torch.equal(a.images, b.images) and a.ids == ["phantom3", "phantom4"]
-    assert (a.images[~a.fov.expand_as(a.images)] == 0).all() and (a.vessels[~a.fov] == 0).all()
+    assert (a.images[~a.fov.expand_as(a.images)] == -1).all() and (a.vessels[~a.fov] == 0).all()
     assert 0.01 < a.vessels[a.fov].mean().item() < 0.3
     with pytest.raises(FileNotFoundError):
         load_official(Path("/nonexistent"), 32)

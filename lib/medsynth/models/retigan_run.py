@@ -27,10 +27,10 @@ from medsynth.metrics.vessel import fov_scores
 from medsynth.models import translate
 from medsynth.models import vessel_segmenter as vseg
 from medsynth.models.retigan import RetiGANTask, TreePhotoDataset, tree_input
-from medsynth.models.vessel_data import VesselSet, drive_protocol, phantom_set
+from medsynth.models.vessel_data import VesselSet, drive_protocol, outside_black, phantom_set
 
 __all__ = ["RetiGANPreset", "PRESETS", "VARIANTS", "PRIMARY", "ChapterData", "chapter_data", "build_task",
-           "run_seed", "claims", "scores_json", "DOWNSTREAM_ROWS"]
+           "run_seed", "claims", "scores_json", "DOWNSTREAM_ROWS", "seed_record", "mean_over_seeds"]
 
 #: Ablation rows (the issue's; the paper's own ablation table could not be found): name -> RetiGANTask overrides.
 VARIANTS: dict[str, dict[str, Any]] = {"RetiGAN": {}, "no smoothed negatives": {"smooth_negatives": False},
@@ -39,6 +39,7 @@ DOWNSTREAM_ROWS = ("real only", "synthetic only", "real + synthetic")
 #: Structure preservation, the paper's central claim: Dice of the segmented synthetic photo vs its input tree.
 PRIMARY = ("structure_dice", True)
 MEAN, RANDOM = evidence.BASELINES[0], evidence.BASELINES[1]
+SEG_MEAN = "mean training label"   # the segmentation tables' input-free row: the pixel-wise mean training label
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,7 @@ class RetiGANPreset(presets.Preset):
     seg_batch: int = 4
     n_synthetic: int = 20
     n_phantom: tuple[int, int] = (15, 5)
+    smooth_dilate: int = 2       # edge band half-width (px) of the smoothed negatives; 1 at 64 px keeps it at edges
     ablation: bool = True
     downstream: bool = True
 
@@ -62,14 +64,15 @@ class RetiGANPreset(presets.Preset):
 PRESETS: dict[str, RetiGANPreset] = {
     # 64-px images, quarter widths, 3 instead of 9 residual blocks, 60 GAN steps; ~4 min on 2 busy CPU cores
     "quick": RetiGANPreset("quick", steps=60, batch_size=2, image_size=64, n_seeds=1, log_every=10, ngf=16,
-                           n_blocks=3, ndf=16, seg_width=8, seg_steps=150, n_synthetic=15),
+                           n_blocks=3, ndf=16, seg_width=8, seg_steps=150, n_synthetic=15, smooth_dilate=1),
     # the same networks, 2.5x longer GAN and 2x longer segmenter training, over 3 seeds: the committed reference run
     "standard": RetiGANPreset("standard", steps=150, batch_size=2, image_size=64, n_seeds=3, log_every=15, ngf=16,
-                              n_blocks=3, ndf=16, seg_width=8, seg_steps=300, n_synthetic=15),
+                              n_blocks=3, ndf=16, seg_width=8, seg_steps=300, n_synthetic=15, smooth_dilate=1),
     # near DRIVE's size (584x565 -> 576^2), the walk-through's widths; pix2pixHD's 100 + 100 epoch schedule on
     # 15-20 images at batch 1 (RetiGAN's own schedule could not be found); for a GPU
     "full": RetiGANPreset("full", steps=4000, batch_size=1, image_size=576, n_seeds=1, log_every=50, ckpt_every=500,
-                          lr_decay_from=0.5, ngf=64, n_blocks=9, ndf=64, seg_width=64, seg_steps=4000, n_synthetic=40),
+                          lr_decay_from=0.5, ngf=64, n_blocks=9, ndf=64, seg_width=64, seg_steps=4000, n_synthetic=40,
+                          smooth_dilate=4),
 }
 
 
@@ -129,10 +132,10 @@ def run_seed(p: RetiGANPreset, seed: int, data: ChapterData, out_dir: str | Path
     seg, seg_hist = _seg(p, data.train, out / "segmenter_real", seed, device)
     mean_label = data.train.vessels.mean(0, keepdim=True).expand_as(data.test.vessels)
     segmenter = {"U-Net (real training images)": vseg.evaluate_fov(seg, data.test),
-                 "mean training label": vseg.evaluate_fov(None, data.test, prob=mean_label)}
+                 SEG_MEAN: vseg.evaluate_fov(None, data.test, prob=mean_label)}
     seconds = {"segmenter": time.perf_counter() - t0}
 
-    train_set = TreePhotoDataset(data.train)
+    train_set = TreePhotoDataset(data.train, smooth_kwargs={"dilate": p.smooth_dilate})
     src = tree_input(data.test.vessels, data.test.fov)
     variants = VARIANTS if p.ablation else {"RetiGAN": {}}
     tasks, histories, fakes = {}, {}, {}
@@ -144,7 +147,8 @@ def run_seed(p: RetiGANPreset, seed: int, data: ChapterData, out_dir: str | Path
         tasks[name] = task
         seconds[name] = time.perf_counter() - t0
     base = evidence.baseline_predictions(data.train.images, len(data.test), seed=seed)
-    photos = {**fakes, **{k: v * data.test.fov for k, v in base.items()}, "real photograph": data.test.images}
+    photos = {**fakes, **{k: outside_black(v, data.test.fov) for k, v in base.items()},
+              "real photograph": data.test.images}
     gan = {name: _photo_scores(seg, ph, data.test) for name, ph in photos.items()}
 
     downstream: dict[str, dict[str, float]] = {}
@@ -152,14 +156,15 @@ def run_seed(p: RetiGANPreset, seed: int, data: ChapterData, out_dir: str | Path
     if p.downstream:
         t0 = time.perf_counter()
         g = tasks["RetiGAN"]
-        synth_photos = translate(g, tree_input(data.trees.vessels, data.trees.fov), batch_size=4) * data.trees.fov
+        synth_photos = outside_black(translate(g, tree_input(data.trees.vessels, data.trees.fov), batch_size=4),
+                                     data.trees.fov)
         synthetic = VesselSet(synth_photos, data.trees.vessels, data.trees.fov, data.trees.ids, "RetiGAN(phantom trees)")
         net_s, _ = _seg(p, synthetic, out / "segmenter_synthetic", seed, device)
         net_m, _ = _seg(p, data.train + synthetic, out / "segmenter_mixed", seed, device)
         downstream = {"real only": segmenter["U-Net (real training images)"],
                       "synthetic only": vseg.evaluate_fov(net_s, data.test),
                       "real + synthetic": vseg.evaluate_fov(net_m, data.test),
-                      "mean training label": segmenter["mean training label"]}
+                      SEG_MEAN: segmenter[SEG_MEAN]}
         seconds["downstream"] = time.perf_counter() - t0
     return {"seed": seed, "segmenter_net": seg, "segmenter_history": seg_hist, "segmenter": segmenter,
             "tasks": tasks, "histories": histories, "fakes": fakes, "gan": gan, "downstream": downstream,
@@ -177,8 +182,8 @@ def claims(ablation: bool = True, downstream: bool = True) -> list[evidence.Clai
     nf = "claimed; number not found"
     c = [
         evidence.Claim("the U-Net segmenter beats the mean training label (AUC in the FOV)", "implied (thesis AUC 0.9705)",
-                       lambda r: _g(r, "segmenter", seg, "auc") - _g(r, "segmenter", MEAN, "auc"),
-                       f"AUC(U-Net) - AUC({MEAN})"),
+                       lambda r: _g(r, "segmenter", seg, "auc") - _g(r, "segmenter", SEG_MEAN, "auc"),
+                       f"AUC(U-Net) - AUC({SEG_MEAN})"),
         evidence.Claim("RetiGAN's photographs preserve the input tree better than the mean training photograph",
                        f"{nf} (central claim)", lambda r: _g(r, "gan", "RetiGAN", "structure_dice")
                        - _g(r, "gan", MEAN, "structure_dice"), f"Dice_tree(RetiGAN) - Dice_tree({MEAN})"),
@@ -201,10 +206,33 @@ def claims(ablation: bool = True, downstream: bool = True) -> list[evidence.Clai
                              - _g(r, "downstream", "real only", "dice"), "Dice(real + synthetic) - Dice(real only)"),
               evidence.Claim("a segmenter trained on synthetic pairs alone beats the mean training label (AUC)",
                              "beyond the paper", lambda r: _g(r, "downstream", "synthetic only", "auc")
-                             - _g(r, "downstream", MEAN, "auc"), f"AUC(synthetic only) - AUC({MEAN})")]
+                             - _g(r, "downstream", SEG_MEAN, "auc"), f"AUC(synthetic only) - AUC({SEG_MEAN})")]
     return c
 
 
 def scores_json(table: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """A score table as plain numbers per row (for metrics.json)."""
     return {row: {k: evidence.number(v) for k, v in m.items()} for row, m in table.items()}
+
+
+def seed_record(run: Mapping[str, Any]) -> dict[str, Any]:
+    """One seed's numbers as plain data (what the claims read and metrics.json stores)."""
+    return {"seed": run["seed"], **{t: scores_json(run[t]) for t in ("segmenter", "gan", "downstream")}}
+
+
+def mean_over_seeds(records: list[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """``{table: {row: {metric: {"mean", "sd", "n"}}}}`` over the seeds' records (non-finite values skipped)."""
+    import math
+
+    import numpy as np
+
+    out: dict = {}
+    for t in ("segmenter", "gan", "downstream"):
+        out[t] = {}
+        for row in records[0][t]:
+            out[t][row] = {}
+            for k in records[0][t][row]:
+                v = [r[t][row][k] for r in records if r[t][row][k] is not None and math.isfinite(r[t][row][k])]
+                out[t][row][k] = {"mean": float(np.mean(v)) if v else float("nan"),
+                                  "sd": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"), "n": len(v)}
+    return out

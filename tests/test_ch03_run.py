@@ -70,3 +70,10 @@ def test_run_seed_end_to_end_tiny(tmp_path):
     assert math.isnan(mos["gan"]["real photograph"]["psnr"]["mean"])  # inf PSNR skipped, not averaged
     img, cap = explorer_view(r["tasks"]["RetiGAN"], r["segmenter_net"], seed=1, prune=0.5, thicken=1, size=64)
     assert img.shape == (64, 192, 3) and "Dice" in cap
+
+
+def test_chapter_data_refuses_a_non_drive_data_root(tmp_path):
+    from medsynth.data.layout import write_meta
+    write_meta(tmp_path, {"kind": "retina", "splits": {"train": []}})
+    with pytest.raises(ValueError, match="convert_drive"):
+        run.chapter_data(run.PRESETS["quick"], tmp_path, None)

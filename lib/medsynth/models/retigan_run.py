@@ -91,6 +91,10 @@ def chapter_data(p: RetiGANPreset, data_root: str | Path | None, shared: str | P
                  seed: int = 0) -> ChapterData:
     """Real DRIVE when reachable (``data_root`` = a converted DRIVE, or ``shared``/DRIVE), else phantom eyes."""
     found = drive_protocol(data_root, shared, p.image_size)
+    if data_root is not None and found is None:
+        from medsynth.data.layout import read_meta
+        raise ValueError(f"data_root {data_root}: expected a DRIVE converted by data_scripts/convert_drive.py "
+                         f"(meta.json kind 'drive'), found kind {read_meta(data_root).get('kind')!r}")
     trees = phantom_set(p.n_synthetic, p.image_size, seed=10_000 + seed)  # never the phantom test eyes
     if found is not None:
         train, test, protocol = found

@@ -18,6 +18,14 @@ alone sits at low sensitivity for a long time. Adam, lr 1e-3 (our choice; not gi
 API: :func:`build`, :func:`train` (through the course's :class:`~medsynth.training.Trainer`: checkpointed,
 resumable), :func:`predict` (probabilities), :func:`evaluate_fov` (DRIVE scores inside the FOV, from
 :mod:`medsynth.metrics.vessel`). Data: :class:`VesselSet` from :mod:`medsynth.models.vessel_data`.
+
+Typical use (chapter 03; chapter 04's Table 6 the same way)::
+
+    train, test, protocol = vessel_data.drive_protocol(data_root, shared_data_dir(), size=64)
+    net = build(width=8, seed=0)
+    train(net, train, steps=300, out_dir=run_dir / "segmenter")
+    scores = evaluate_fov(net, test)          # {"auc", "accuracy", "sensitivity", "specificity", "dice", ...}
+    prob = predict(net, images)               # (N,1,H,W) vessel probabilities for any photographs in [-1,1]
 """
 from __future__ import annotations
 

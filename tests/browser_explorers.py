@@ -18,11 +18,16 @@ gallery = {"brain FLAIR": brain.images["flair"], "retina photo": eye.fundus}
 EXPLORERS: list[tuple[str, str]] = [
     ("retina_explorer", "from medsynth.widgets import retina_explorer\nretina_explorer(size=(96, 120), n_frames=6)"),
     ("knowledge_explorer", "from medsynth.widgets import knowledge_explorer\n"
-                           "knowledge_explorer(eye.frames, eye.leakage_frames[-1] > 0.5)"),
+                           "knowledge_explorer(eye.frames, eye.leakage_frames > 0.5)"),
     ("video_explorer", "from medsynth.widgets import video_explorer\n"
                        "video_explorer(eye.fundus, eye.frames, np.roll(eye.frames, 1, axis=0))"),
     ("structure_explorer", "from medsynth.widgets import structure_explorer\nstructure_explorer(gallery)"),
     ("fusion_explorer", "from medsynth.widgets import fusion_explorer\nfusion_explorer(gallery)"),
+    # untrained networks: the browser test checks rendering and redrawing, not what the model learned
+    ("retigan_explorer", "from medsynth.models import vessel_segmenter\nfrom medsynth.models.retigan import RetiGANTask\n"
+                         "from medsynth.models.retigan_explorer import retigan_explorer\n"
+                         "retigan_explorer(RetiGANTask(ngf=8, n_blocks=1, vgg_features='off'), "
+                         "vessel_segmenter.build(width=4, depth=2), size=64)"),
 ]
 
 

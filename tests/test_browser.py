@@ -139,8 +139,18 @@ def test_explorers_render_and_respond_in_jupyterlab(lab) -> None:
 
 
 def test_every_explorer_is_in_the_browser_test() -> None:
-    """An explorer added to ``medsynth.widgets`` without a cell in ``browser_explorers.py`` fails here."""
+    """An explorer (a ``*_explorer`` function in ``medsynth.widgets`` or a ``medsynth.models.*_explorer`` module)
+    without a cell in ``browser_explorers.py`` fails here."""
+    import importlib
+    import pkgutil
+
+    import medsynth.models
     import medsynth.widgets as w
 
     names = {n for n in w.__all__ if n.endswith("_explorer")}
+    for mod in pkgutil.iter_modules(medsynth.models.__path__):
+        if mod.name.endswith("_explorer"):
+            m = importlib.import_module(f"medsynth.models.{mod.name}")
+            names |= {n for n in dir(m) if n.endswith("_explorer") and callable(getattr(m, n))
+                      and getattr(getattr(m, n), "__module__", "") == m.__name__}
     assert names == {name for name, _ in EXPLORERS}

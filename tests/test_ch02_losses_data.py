@@ -138,3 +138,16 @@ def test_presets() -> None:
     assert q.image_size // 2 ** q.num_downs == 1 and f.image_size // 2 ** f.num_downs == 1
     assert (f.image_size, f.num_downs, f.n_blocks, f.ngf) == (256, 8, 6, 64)      # the paper's CasNet
     assert q.n_blocks == 6 and s.n_seeds == 3 and s.steps > q.steps
+
+
+def test_explorer_view_shows_input_output_target() -> None:
+    from medsynth.data.medgan_tasks import degrade
+    from medsynth.models.medgan import MedGANTask
+    from medsynth.widgets import medgan_view
+
+    task = MedGANTask(n_blocks=1, num_downs=5, ngf=2, ndf=2, style=False)
+    img, cap = medgan_view({"motion": task}, "motion", severity=2.0, seed=1, size=32, phantom_seed=5)
+    src, dst = degrade(make_brain(6, size=(32, 32)), "motion", 2.0, 1)
+    assert img.shape == (32, 96, 3)
+    assert np.allclose(img[:, :32, 0], src, atol=1e-6) and np.allclose(img[:, 64:, 0], dst, atol=1e-6)
+    assert "severity 2.00" in cap and "input as is" in cap

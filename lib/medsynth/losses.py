@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GANLoss", "feature_matching_loss", "VGGLoss", "VGG19_LAYERS", "scores"]
+__all__ = ["GANLoss", "feature_matching_loss", "VGGLoss", "VGG19_LAYERS", "scores", "gram_matrix",
+           "VGGStyleContentLoss"]
 
 Pred = torch.Tensor | Sequence[torch.Tensor] | Sequence[Sequence[torch.Tensor]]
 
@@ -129,3 +130,44 @@ class VGGLoss(nn.Module):
         with torch.no_grad():
             real_f = self._feats(real)
         return sum(w * F.l1_loss(f, r) for w, f, r in zip(self.weights, self._feats(fake), real_f))
+
+
+def gram_matrix(x: torch.Tensor) -> torch.Tensor:
+    """Gram matrix of (N, C, H, W) features, normalised by ``C*H*W`` (Gatys et al. 2016; Johnson et al. 2016):
+
+    ``Gr(m, n) = 1/(C H W) * sum_{h,w} x[m,h,w] x[n,h,w]``, returned as (N, C, C). It keeps which channels
+    fire together and discards where: a texture statistic, what a style loss compares.
+    """
+    n, c, h, w = x.shape
+    f = x.float().reshape(n, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+class VGGStyleContentLoss(VGGLoss):
+    """Style and content losses on frozen VGG19 features (Gatys et al. 2016; Johnson et al. 2016), as MedGAN uses:
+
+    ``style   = sum_j ws_j * 1/(4 C_j^2) * ||Gr_j(G(x)) - Gr_j(y)||_F^2``   (per image, averaged)
+    ``content = sum_j wc_j * 1/(C_j H_j W_j) * ||V_j(G(x)) - V_j(y)||_F^2`` (= the mean squared difference)
+
+    ``forward`` returns ``(style, content)``. Feature extraction (grey handling, ImageNet normalisation,
+    ``features="pretrained" | "random"`` and the labelled ``features_kind``) is :class:`VGGLoss`'s.
+    """
+
+    def __init__(self, features: str = "pretrained", layers: Sequence[int] = VGG19_LAYERS[:4],
+                 style_weights: Sequence[float] | None = None, content_weights: Sequence[float] | None = None,
+                 seed: int = 0) -> None:
+        super().__init__(features, layers, [1.0] * len(layers), seed)
+        self.style_weights = tuple(style_weights or [1.0] * len(layers))
+        self.content_weights = tuple(content_weights or [1.0] * len(layers))
+        if not len(self.style_weights) == len(self.content_weights) == len(layers):
+            raise ValueError("one style and one content weight per VGG layer")
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            real_f = self._feats(real)
+        style = content = 0.0
+        for ws, wc, f, r in zip(self.style_weights, self.content_weights, self._feats(fake), real_f):
+            c = f.shape[1]
+            style = style + ws * ((gram_matrix(f) - gram_matrix(r)) ** 2).sum((1, 2)).mean() / (4 * c * c)
+            content = content + wc * F.mse_loss(f.float(), r.float())
+        return style, content

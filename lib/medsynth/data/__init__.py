@@ -3,6 +3,7 @@
 * :func:`make_retina` - colour fundus photo + registered FA (+ FA sequence, masks) from a seed;
 * :func:`make_brain` - BraTS-like T1/T2/T1c/FLAIR slice on MNI152 anatomy, tumour labels, brain mask;
 * :mod:`.degrade` - MedGAN's degradations (k-space motion, low-count PET noise, PET/CT-like pair);
+* :mod:`.medgan_tasks` - MedGAN's three tasks as (input, target) tensors, and the degradation-severity knob;
 * :mod:`.layout` - ``<root>/<split>/<modality>/<id>.png``; :func:`ensure_phantoms` caches phantoms;
 * :mod:`.datasets` - :class:`PairedDataset`, :class:`SequenceDataset`, :class:`MultiModalDataset`;
 * :mod:`.realism` - phantom-vs-real statistics (histograms, vessel fraction, power spectra).

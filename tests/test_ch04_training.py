@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from medsynth.models.structsynth import CondUNet
-from medsynth.models.structsynth_aux import SegTask, TranslatorTask, synthesise, table5_run
-from medsynth.models.structsynth_data import MODALITIES, BrainStructDataset, SegDataset, augment_label, pick_lesions
-from medsynth.models.structsynth_tasks import MultiModalTask, StructureGenTask
+from medsynth.models.structsynth.data import MODALITIES, BrainStructDataset, SegDataset, augment_label, pick_lesions
+from medsynth.models.structsynth.experiments import synthesise, table5_run
+from medsynth.models.structsynth.tasks import MultiModalTask, SegTask, StructureGenTask, TranslatorTask
 from medsynth.training import TrainConfig, Trainer
 
 SIZE = 32
@@ -18,7 +18,7 @@ SIZE = 32
 
 @pytest.fixture(scope="module")
 def data() -> BrainStructDataset:
-    return BrainStructDataset(range(8), SIZE, alg1=dict(alpha=0.1))
+    return BrainStructDataset(range(8), SIZE)
 
 
 def fit(task, ds, steps, tmp_path, name, **kw):
@@ -94,7 +94,19 @@ def test_pick_lesions_filter():
     assert float((out * m).sum()) == 0 and float(out.sum()) == 3 * 4
     raw = pick_lesions(pool[1:], m, g, mask_filter=False, augment=False)
     assert float((raw * m).sum()) > 0                           # no filter: lesions may leave the organ
-    assert augment_label(pool[0], g).sum() == 4
+    assert augment_label(pool[0], g, max_shift=0).sum() == 4     # flips and 90-degree turns keep the lesion
+
+
+def test_lesion_shift_fills_with_zeros_instead_of_wrapping():
+    """torch.roll would carry a lesion at the right edge round to the left edge; the shift must not."""
+    from medsynth.models.structsynth.data import shift_zero
+    lab = torch.zeros(1, 8, 8)
+    lab[0, 3:5, 6:8] = 1                                        # touches the right edge
+    out = shift_zero(lab, 1, 2)
+    assert float(out.sum()) == 0                                # pushed off the image, not wrapped
+    out = shift_zero(lab, 1, -2)
+    assert torch.equal(out[0, 4:6, 4:6], torch.ones(2, 2)) and float(out.sum()) == 4
+    assert float(shift_zero(lab, 0, 1)[0, :, 0].sum()) == 0     # nothing appears at the left edge
 
 
 def test_resume_is_exact(data, tmp_path):

@@ -5,7 +5,7 @@ with that paper's training iteration.
 * :mod:`~medsynth.models.pix2pixhd` -- global generator + local enhancer, multi-scale D, feature
   matching, VGG (Wang et al. 2018), a chapter-01 baseline and the base of chapters 01 and 03.
 * :mod:`~medsynth.models.fundus2angio` -- chapter 01.
-* :mod:`~medsynth.models.structsynth` (+ ``_data``, ``_tasks``, ``_aux``) -- chapter 04: VAE-GAN structure
+* :mod:`~medsynth.models.structsynth` (package: networks, data, tasks, experiments) -- chapter 04: VAE-GAN structure
   generator, conditional U-Net with ACGAN discriminator, modality translator, lesion segmenter.
 * :mod:`~medsynth.models.fundus2video` -- chapter 05: autoregressive video generator, knowledge-aware D.
 

@@ -179,3 +179,48 @@ def test_real_images_when_present(shared_data):
     ring = np.zeros((512, 512))                                # a map of the FOV border alone scores near zero
     ring[ims[0]["fov"] ^ ndi.binary_erosion(ims[0]["fov"], iterations=4)] = 1
     assert vessel_agreement(ring, ims[0]["vessels"], ims[0]["fov"])["recall"] < 0.05
+
+
+def test_structure_explorer_uses_given_settings_and_reports_vessels():
+    pytest.importorskip("ipywidgets")
+    from medsynth.widgets import structure_explorer
+    x = square()
+    ves = np.zeros_like(x, bool); ves[18:22, 18:46] = True          # the square's top edge as "vessels"
+    alg = {"sq": {"alpha": 0.2, "median": 3}}
+    w = structure_explorer({"sq": x}, alg1=alg, vessels={"sq": (ves, None)})
+    *rows, pic, cap = w.children
+    alpha = next(c for row in rows for c in row.children if c.description == "alpha")
+    assert alpha.value == pytest.approx(0.2)                       # the notebook's setting, not the library default
+    p = {**ALG1_DEFAULTS, "alpha": 0.2, "median": 3}
+    assert cap.value == structure_view(x, vessels=ves, **p)[1] and "recall" in cap.value
+    assert float(cap.value.split("recall ")[1]) > 0               # the map finds the top edge
+
+
+def test_synthesis_view_feeds_s_prime_through_g():
+    """The fusion explorer's view: s' of two seeds goes through G; a G that copies its input channel shows s'."""
+    from medsynth.models.structsynth.tasks import MultiModalTask
+    from medsynth.models.structsynth.views import synthesis_view
+    task = MultiModalTask(None, None, None, width=8, depth=2)
+
+    class CopyS(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, cond):        # modality i -> s' * (i + 1) / 4 * 2 - 1: distinct, known values
+            return x[:, :1] * (cond.float() + 1)[:, None, None, None] / 4 * 2 - 1
+
+    task.nets["G"] = CopyS()
+    x = square()
+    img, cap = synthesis_view(task, x, 0.5, 0.6, seeds=(3, 4), alg1={"median": 3}, alg2={"alpha": 0.5, "p": 0})
+    h = 64
+    assert img.shape == (3 * h + 4, 5 * h + 8)
+    s_prime = img[h + 2:2 * h + 2, :h]
+    flair = img[h + 2:2 * h + 2, 4 * (h + 2):4 * (h + 2) + h]
+    t1 = img[h + 2:2 * h + 2, h + 2:2 * h + 2]
+    np.testing.assert_allclose(flair, s_prime, atol=1e-6)          # modality 3: s' itself
+    np.testing.assert_allclose(t1, s_prime / 4, atol=1e-6)        # modality 0: s' / 4
+    organ = organ_mask(x, alpha=0.5, p=0) < 0.5
+    assert 0.5 <= s_prime[organ & (s_prime < 1)].min() and s_prime[organ & (s_prime < 1)].max() <= 0.6
+    assert not np.array_equal(s_prime, img[2 * h + 4:, :h])        # the two seeds' noise differ
+    assert "0.40 above" in cap

@@ -7,6 +7,7 @@ seeds. :func:`claims` lists what the thesis says that such a run can test.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import warnings
 from pathlib import Path
@@ -21,11 +22,12 @@ from medsynth.metrics import dice, fid_from_features, inception_features, kid_fr
 from medsynth.models.structsynth.data import MODALITIES, BrainStructDataset, SegDataset
 from medsynth.models.structsynth.experiments import (TABLE5, modality_contrast, predict, seg_dice, structure_diversity,
                                                      synthesise, table5_run)
-from medsynth.models.structsynth.tasks import MultiModalTask, SegTask, StructureGenTask, TranslatorTask
+from medsynth.models.structsynth.tasks import STRUCT_WEIGHTS, MultiModalTask, SegTask, StructureGenTask, TranslatorTask
 from medsynth.structure import ALG1_DEFAULTS, ALG2_DEFAULTS
 from medsynth.training import eval_mode
 
-__all__ = ["StructSynthPreset", "PRESETS", "ABLATION_ROWS", "alg1_for", "stage_steps", "train_structure",
+__all__ = ["StructSynthPreset", "PRESETS", "ABLATION_ROWS", "alg1_for", "alg2_for", "stage_steps", "train_structure",
+           "contrast_after_pretraining",
            "train_translator_and_segmenter", "train_multimodal", "Quality", "translator_scores", "table5",
            "lesion_scores", "run_seed", "claims"]
 
@@ -46,7 +48,8 @@ class StructSynthPreset(presets.Preset):
     epochs of the real set per row. ``rows``: Table 1 rows trained, at ``ablation_scale`` of the schedule.
     ``weights``: the loss weights ("code": the author's, "printed": all 1). ``latent_stages``: the latent
     matrix is (8, size / 2^k, size / 2^k); the code's is size / 8. ``struct_kl``: a classic VAE KL weight (not
-    in the thesis or the code, which use D_z at weight 0.001; the CPU presets need it, see the notebook)."""
+    in the thesis or the code, which use D_z at weight 0.001; the CPU presets need it, see the notebook).
+    ``struct_gs``: G_s's D_s-adversarial weight in place of the code's 0.1 (None: the code's)."""
 
     n_train: int = 2000
     n_test: int = 200
@@ -61,20 +64,22 @@ class StructSynthPreset(presets.Preset):
     weights: str = "code"
     latent_stages: int = 3
     struct_kl: float = 0.0
+    struct_gs: float | None = None
 
 
 PRESETS: dict[str, StructSynthPreset] = {
-    # 64-px phantom slices, narrow networks (width 8; the code's ngf is 64), lr 5e-4 / 2e-3 / 2e-3 (the thesis's
-    # 1e-5 needs 200 epochs) and a KL weight 0.01 on the structure VAE: <= 5 min on 2 CPU cores
+    # 64-px phantom slices, narrow networks (width 8; the code's ngf is 64), lr 2e-3 (the thesis's 1e-5 needs 200
+    # epochs), a KL weight 0.01 on the structure VAE, Eq. 18 pretraining as long as the structure stage (G needs
+    # ~240 steps to use its one-hot condition at all), a short adversarial phase: <= 5 min on 2 CPU cores
     "quick": StructSynthPreset("quick", steps=240, batch_size=4, image_size=64, n_seeds=1, log_every=12, n_train=48,
-                               n_test=16, width=8, lr=5e-4, struct_lr=2e-3, seg_lr=2e-3, t5_epochs=5,
-                               fractions=(1 / 4, 5 / 8, 1 / 3, 1 / 4), rows=("A", "C", "F"), ablation_scale=0.5,
-                               struct_kl=0.01),
+                               n_test=16, width=8, lr=2e-3, struct_lr=2e-3, seg_lr=2e-3, t5_epochs=4,
+                               fractions=(1 / 4, 5 / 8, 1.0, 1 / 8), rows=("A", "F"), ablation_scale=0.5,
+                               struct_kl=0.01, struct_gs=1.0),
     # twice the schedule and Table 5 epochs, over 3 seeds: the committed reference run
     "standard": StructSynthPreset("standard", steps=480, batch_size=4, image_size=64, n_seeds=3, log_every=24,
-                                  n_train=48, n_test=16, width=8, lr=5e-4, struct_lr=2e-3, seg_lr=2e-3, t5_epochs=10,
-                                  fractions=(1 / 4, 5 / 8, 1 / 3, 1 / 4), rows=("A", "F"), ablation_scale=0.5,
-                                  struct_kl=0.01),
+                                  n_train=48, n_test=16, width=8, lr=2e-3, struct_lr=2e-3, seg_lr=2e-3, t5_epochs=8,
+                                  fractions=(1 / 4, 5 / 8, 1.0, 1 / 8), rows=("A", "F"), ablation_scale=0.5,
+                                  struct_kl=0.01, struct_gs=1.0),
     # Sec. 5.2.1: BRATS-sized 240 px slices, batch 1, Adam 1e-5 (code 2e-5 for the structure generator),
     # 200 epochs per stage (100 for the segmenter), the code's loss weights, no KL
     "full": StructSynthPreset("full", steps=200 * 2000, batch_size=1, image_size=240, n_seeds=1, log_every=500,
@@ -104,8 +109,11 @@ def train_structure(p: StructSynthPreset, train: BrainStructDataset, out: Path, 
                     device: str = "auto") -> tuple[StructureGenTask, list[dict]]:
     """Stage A (Sec. 4.2.2, Fig. 7): the VAE-GAN structure-map generator and G_m."""
     torch.manual_seed(seed)
+    weights = dict(STRUCT_WEIGHTS[p.weights])
+    if p.struct_gs is not None:
+        weights["g_s"] = p.struct_gs
     task = StructureGenTask(p.image_size, z_ch=8, width=p.width, stages=p.latent_stages, lr=p.struct_lr,
-                            kl_weight=p.struct_kl, weights=p.weights)
+                            kl_weight=p.struct_kl, weights=weights)
     return task, presets.train(task, train, p, Path(out) / "structure", device, seed)
 
 
@@ -126,17 +134,38 @@ def train_translator_and_segmenter(p: StructSynthPreset, train: BrainStructDatas
 
 def train_multimodal(p: StructSynthPreset, struct: StructureGenTask, aux: dict[str, Any], train: BrainStructDataset,
                      out: Path, name: str, seed: int, device: str = "auto", scale: float = 1.0,
+                     pretrained: MultiModalTask | None = None,
                      **switches: Any) -> tuple[MultiModalTask, list[dict], list[dict]]:
-    """Stage B (Sec. 4.3, Fig. 8): Eq. 18 pretraining, then Eqs. 13-17; ``switches`` select a Table 1 row."""
+    """Stage B (Sec. 4.3, Fig. 8): Eq. 18 pretraining, then Eqs. 13-17; ``switches`` select a Table 1 row.
+
+    ``pretrained``: a task whose Eq. 18 pretraining this row shares (G and D start from its weights after
+    pretraining; the pretraining is the same for every row fed structure maps), so only the adversarial
+    phase is run; a row fed noise (row A) always pretrains on its own input."""
     st = stage_steps(p)
     torch.manual_seed(seed)
     task = MultiModalTask(struct, aux["translator"].nets["G_t"], aux["segmenter"].nets["seg"], 4, p.width, 3, p.lr,
                           weights=p.weights, **switches)
     pre, adv = max(1, int(st["pretrain"] * scale)), max(1, int(st["adversarial"] * scale))
-    h_pre = presets.train(task, train, p, Path(out) / f"{name}_pretrain", device, seed, steps=pre)
+    share = pretrained is not None and task.input_mode == "structure" and hasattr(pretrained, "pretrained_state")
+    if share:
+        for k in ("G", "D"):
+            task.nets[k].load_state_dict(pretrained.pretrained_state[k])
+        h_pre: list[dict] = []
+    else:
+        h_pre = presets.train(task, train, p, Path(out) / f"{name}_pretrain", device, seed, steps=pre)
+    task.pretrained_state = {k: copy.deepcopy(task.nets[k].state_dict()) for k in ("G", "D")}
     task.phase = "adversarial"
     h_adv = presets.train(task, train, p, Path(out) / f"{name}_adversarial", device, seed, steps=adv)
     return task, h_pre, h_adv
+
+
+def contrast_after_pretraining(mm: MultiModalTask, test: BrainStructDataset, seed: int = 0) -> dict:
+    """:func:`modality_contrast` of G as it was at the end of the Eq. 18 pretraining (before Eqs. 13-17)."""
+    g = copy.deepcopy(mm.nets["G"])
+    g.load_state_dict(mm.pretrained_state["G"])
+    probe = copy.copy(mm)
+    probe.nets = {**mm.nets, "G": g}
+    return modality_contrast(probe, test, seed)
 
 
 class Quality:
@@ -249,6 +278,7 @@ def run_seed(p: StructSynthPreset, seed: int, train: BrainStructDataset, test: B
     aux = train_translator_and_segmenter(p, train, test, out, seed, device)
     mm, _, _ = train_multimodal(p, struct, aux, train, out, "full", seed, device)
     contrast = modality_contrast(mm, test, seed) if test.tissue is not None else None
+    contrast_pre = contrast_after_pretraining(mm, test, seed) if test.tissue is not None else None
     syn = synthesise(mm, train.label, p.n_train, seed=seed + 1)
     q = Quality(train, test, seed, features, dims)
     quality = {"F (full)": q(syn["x"], "F (full)"), **quality_baselines(q, train, p.n_train, seed, data_root)}
@@ -256,12 +286,13 @@ def run_seed(p: StructSynthPreset, seed: int, train: BrainStructDataset, test: B
     ablation = {}
     for row in p.rows:
         task = train_multimodal(p, struct, aux, train, out, f"ablation_{row}", seed, device, p.ablation_scale,
-                                **ABLATION_ROWS[row])[0]
+                                pretrained=mm, **ABLATION_ROWS[row])[0]
         s = synthesise(task, train.label, p.n_train, seed=seed + 2)
         les, outside = lesion_scores(aux["segmenter"], s)
         ablation[row] = {**q(s["x"], row), "lesion_dice": les, "lesion_outside": outside}
     return {"seed": seed, "dice_gl": aux["dice_gl"], "translator": translator_scores(aux["translator"], train, test),
-            "quality": quality, "table5": t5, "ablation": ablation, "diversity": diversity, "contrast": contrast}
+            "quality": quality, "table5": t5, "ablation": ablation, "diversity": diversity, "contrast": contrast,
+            "contrast_pretrain": contrast_pre}
 
 
 def _dice(r: dict, no: int) -> float:

@@ -167,7 +167,7 @@ def conventional_augment(images: torch.Tensor, labels: torch.Tensor,
                 x, y = shift_zero(x + 1, dy, dx) - 1, shift_zero(y, dy, dx)
             else:
                 x = (x + (torch.rand(x.shape, generator=gen) * 0.06 - 0.03)).clamp(-1, 1)
-        out_i[k], out_l[k] = x, y
+        out_i[k], out_l[k] = x.clone(), y.clone()
     return out_i, out_l
 
 

@@ -205,6 +205,12 @@ class MultiModalTask(GANTask):
         idx = torch.arange(self.n_mod, device=inp.device).repeat_interleave(len(inp))
         return inp.repeat(self.n_mod, 1, 1, 1), idx
 
+    def flat_real(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real slices (B,n_mod,H,W) -> (n_mod*B,1,H,W) modality-major with their modality indices, in the same
+        order as :meth:`_expand` (so Eq. 13's class targets of real and generated images line up)."""
+        idx = torch.arange(self.n_mod, device=x.device).repeat_interleave(len(x))
+        return x.transpose(0, 1).reshape(-1, 1, *x.shape[-2:]), idx
+
     def generate(self, inp: torch.Tensor) -> torch.Tensor:
         """``x_{g,i} = G(concat(s', l), one_hot(i))`` for every i: (B,2,H,W) -> (B,n_mod,H,W) in [-1,1]."""
         big, idx = self._expand(inp)
@@ -216,7 +222,7 @@ class MultiModalTask(GANTask):
             net.eval()
         w = self.w
         x, b = batch["x"], len(batch["x"])
-        x_flat = x.transpose(0, 1).reshape(-1, 1, *x.shape[-2:])          # modality-major, like _expand
+        x_flat, real_idx = self.flat_real(x)                               # modality-major, like _expand
         if self.phase == "pretrain":                                        # Eq. 18
             big, idx = self._expand(self.fuse(batch["s_struct"], batch["m_struct"], batch["label"]))
             m = batch["m"].transpose(0, 1).reshape(-1, 1, *x.shape[-2:])    # m_i of each modality
@@ -227,6 +233,8 @@ class MultiModalTask(GANTask):
             return {"L_p": loss}
         rnd = self.random_inputs(b, batch["label"], x.device)
         big, idx = self._expand(rnd["input"])
+        if not torch.equal(idx, real_idx):
+            raise RuntimeError("real and generated modality orders differ")
         onehot = one_hot_map(idx, self.n_mod, (1, 1))
         with ctx.autocast():
             x_g = self.nets["G"](big, idx)

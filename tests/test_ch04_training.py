@@ -244,3 +244,15 @@ def test_conventional_augment_moves_image_and_label_together():
     for k in range(6):                                                  # the label still marks the bright block
         bright = (a[k, 0] > 0.5)
         assert torch.equal(bright, b[k, 0] > 0.5)
+
+
+def test_modality_spread_is_zero_for_copies_and_exact_for_known_means():
+    from medsynth.models.structsynth.experiments import modality_spread
+    organ = torch.zeros(2, 1, 8, 8)
+    organ[:, :, 2:6, 2:6] = 1
+    same = torch.rand(2, 1, 8, 8).repeat(1, 4, 1, 1) * 2 - 1
+    assert modality_spread(same, organ) == pytest.approx(0.0, abs=1e-6)
+    x = torch.full((2, 4, 8, 8), -1.0)                   # outside the organ: ignored
+    for i, v in enumerate((0.0, 0.2, 0.4, 0.6)):
+        x[:, i, 2:6, 2:6] = v * 2 - 1
+    assert modality_spread(x, organ) == pytest.approx(float(torch.tensor([0.0, 0.2, 0.4, 0.6]).std()), abs=1e-6)

@@ -14,7 +14,7 @@ from medsynth.models.structsynth.tasks import MultiModalTask, SegTask, Structure
 from medsynth.training import TrainConfig, Trainer, eval_mode
 
 __all__ = ["predict", "seg_dice", "synthesise", "pairwise_distance", "nearest_distance", "structure_diversity",
-           "modality_contrast", "TABLE5", "TABLE5_LEFT_OUT", "table5_run"]
+           "modality_contrast", "modality_spread", "TABLE5", "TABLE5_LEFT_OUT", "table5_run"]
 
 
 @torch.no_grad()
@@ -122,6 +122,15 @@ def modality_contrast(task: MultiModalTask, ds: BrainStructDataset, seed: int = 
             "error": float(np.abs(tab["generated"] - tab["real"]).mean()),
             "error_same": float(np.abs(same - tab["real"]).mean()),
             "spread_generated": float(tab["generated"].std(1).mean()), "spread_real": float(tab["real"].std(1).mean())}
+
+
+def modality_spread(x: torch.Tensor, organ: torch.Tensor) -> float:
+    """How different the modalities of each slice are, without tissue maps (so also for synthetic slices):
+    per slice the std over modalities of the mean intensity inside ``organ`` (N,1,H,W), averaged over slices.
+    ``x`` (N, n_mod, H, W) in [-1, 1]. Four copies of one image score 0."""
+    x01, w = (x.float() + 1) / 2, organ.float()
+    means = (x01 * w).flatten(2).sum(2) / w.flatten(2).sum(2).clamp(min=1)
+    return float(means.std(1).mean())
 
 
 #: Table 5 rows run here: (NO., real fraction, synthetic multiple, conventionally augmented multiple, mixing

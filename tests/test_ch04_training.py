@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from medsynth.models.structsynth import CondUNet
-from medsynth.models.structsynth_aux import SegTask, TranslatorTask, synthesise, table5_run
-from medsynth.models.structsynth_data import MODALITIES, BrainStructDataset, SegDataset, augment_label, pick_lesions
-from medsynth.models.structsynth_tasks import MultiModalTask, StructureGenTask
+from medsynth.models.structsynth.data import MODALITIES, BrainStructDataset, SegDataset, augment_label, pick_lesions
+from medsynth.models.structsynth.experiments import synthesise, table5_run
+from medsynth.models.structsynth.tasks import MultiModalTask, SegTask, StructureGenTask, TranslatorTask
 from medsynth.training import TrainConfig, Trainer
 
 SIZE = 32
@@ -18,7 +18,7 @@ SIZE = 32
 
 @pytest.fixture(scope="module")
 def data() -> BrainStructDataset:
-    return BrainStructDataset(range(8), SIZE, alg1=dict(alpha=0.1))
+    return BrainStructDataset(range(8), SIZE)
 
 
 def fit(task, ds, steps, tmp_path, name, **kw):
@@ -94,7 +94,19 @@ def test_pick_lesions_filter():
     assert float((out * m).sum()) == 0 and float(out.sum()) == 3 * 4
     raw = pick_lesions(pool[1:], m, g, mask_filter=False, augment=False)
     assert float((raw * m).sum()) > 0                           # no filter: lesions may leave the organ
-    assert augment_label(pool[0], g).sum() == 4
+    assert augment_label(pool[0], g, max_shift=0).sum() == 4     # flips and 90-degree turns keep the lesion
+
+
+def test_lesion_shift_fills_with_zeros_instead_of_wrapping():
+    """torch.roll would carry a lesion at the right edge round to the left edge; the shift must not."""
+    from medsynth.models.structsynth.data import shift_zero
+    lab = torch.zeros(1, 8, 8)
+    lab[0, 3:5, 6:8] = 1                                        # touches the right edge
+    out = shift_zero(lab, 1, 2)
+    assert float(out.sum()) == 0                                # pushed off the image, not wrapped
+    out = shift_zero(lab, 1, -2)
+    assert torch.equal(out[0, 4:6, 4:6], torch.ones(2, 2)) and float(out.sum()) == 4
+    assert float(shift_zero(lab, 0, 1)[0, :, 0].sum()) == 0     # nothing appears at the left edge
 
 
 def test_resume_is_exact(data, tmp_path):
@@ -136,3 +148,111 @@ def test_table5_modes_train_the_sources_in_order(data, tmp_path, mode, order):
     assert [p.name for p in stages] == order
     steps = [read_log(p / "log.jsonl")[-1]["step"] for p in stages]
     assert steps == ([6] if mode == "random mixing" else [4, 2] if mode == "real first" else [2, 4])
+
+
+class _ConstG(torch.nn.Module):
+    """A stand-in conditional network: output = the target modality index (or the input, ``copy=True``)."""
+
+    def __init__(self, copy: bool = False) -> None:
+        super().__init__()
+        self.copy, self.w = copy, torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, cond):
+        if self.copy:
+            return x[:, :1]
+        return cond.float()[:, None, None, None].expand(len(x), 1, *x.shape[-2:])
+
+
+def test_eq16_pairs_compare_x_gi_with_the_translation_of_x_gj_into_i():
+    """Eq. 16: ||x_{g,i} - G_t(x_{g,j}, one_hot(i))||. With x_{g,i} = i everywhere: a G_t that outputs its target
+    index gives 0 (right pairing); a G_t that copies its input gives mean (i - j)^2 over the 12 pairs = 10/3."""
+    x_g = torch.arange(4.0)[:, None, None, None, None].expand(4, 2, 1, 8, 8).clone()
+    task = MultiModalTask(None, _ConstG(), None, width=8, depth=2)
+    assert float(task.registration_loss(x_g)) == pytest.approx(0.0)
+    task.nets["G_t"] = _ConstG(copy=True)
+    assert float(task.registration_loss(x_g)) == pytest.approx(40 / 12)
+    from medsynth.models.structsynth.tasks import modality_pairs
+    assert len(modality_pairs(4)) == 12 and all(i != j for i, j in modality_pairs(4))
+
+
+def test_eq13_class_targets_line_up_with_real_and_generated_modalities():
+    """Real slices and generated slices are flattened in the same modality-major order as their class targets."""
+    task = MultiModalTask(None, None, None, width=8, depth=2)
+    task.nets["G"] = _ConstG()
+    x = torch.arange(4.0)[None, :, None, None].expand(3, 4, 8, 8)       # x[:, i] == i: the modality index
+    flat, idx = task.flat_real(x)
+    assert torch.equal(flat.mean((1, 2, 3)), idx.float())              # each real image sits at its own index
+    big, idx_g = task._expand(torch.zeros(3, 2, 8, 8))
+    assert torch.equal(idx, idx_g)
+    y = task.generate(torch.zeros(3, 2, 8, 8))                         # (B, n_mod, H, W): channel i from one_hot(i)
+    assert torch.equal(y.mean((0, 2, 3)), torch.arange(4.0))
+
+
+def test_eq18_pretraining_uses_one_structure_map_for_every_modality(data):
+    """Eq. 18 writes one s for the sum over i: all four outputs of a slice must come from the same input."""
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, cond):
+            seen.append((x.detach().clone(), cond.clone()))
+            return x[:, :1] * 0 + self.w
+
+    task = MultiModalTask(None, None, None, width=8, depth=2, noise_fusion=False)
+    task.nets["G"] = Spy()
+    task.opts["G"] = torch.optim.SGD(task.nets["G"].parameters(), lr=0.0)
+    from medsynth.training import StepContext
+    batch = {k: torch.stack([data[i][k] for i in range(2)]) for k in data[0]}
+    task.train_step(batch, StepContext(task, torch.device("cpu"), None, torch.amp.GradScaler("cpu", enabled=False), False))
+    x, cond = seen[0]
+    assert torch.equal(cond, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
+    for k in range(2):                                                   # slice k's input for every modality
+        for i in range(1, 4):
+            assert torch.equal(x[i * 2 + k], x[k])
+        assert torch.equal(x[k, 0], batch["s_struct"][k, 0]) and torch.equal(x[k, 1], batch["label"][k, 0])
+
+
+def test_straight_through_is_binary_forward_identity_backward_and_reaches_d_s():
+    from medsynth.models.structsynth.tasks import straight_through
+    p = torch.tensor([0.2, 0.6, 0.49, 0.51], requires_grad=True)
+    y = straight_through(p)
+    assert torch.equal(y.detach(), torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    (y * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    assert torch.equal(p.grad, torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    seen = []
+    task = StructureGenTask(SIZE, z_ch=4, width=8, stages=3)
+    task.nets["D_s"].register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().clone()))
+    task.nets["D_s"].eval()
+    task._ds_input(torch.rand(2, 1, SIZE, SIZE))
+    task.nets["D_s"](task._ds_input(torch.rand(2, 1, SIZE, SIZE)))
+    assert set(torch.unique(seen[-1]).tolist()) <= {0.0, 1.0}          # D_s never sees grey fakes
+    soft = StructureGenTask(SIZE, z_ch=4, width=8, stages=3, binarise_fake=False)
+    assert len(torch.unique(soft._ds_input(torch.rand(2, 1, SIZE, SIZE)))) > 2
+
+
+def test_conventional_augment_moves_image_and_label_together():
+    from medsynth.models.structsynth.data import conventional_augment
+    img = torch.full((6, 4, 16, 16), -1.0)
+    lab = torch.zeros(6, 1, 16, 16)
+    img[:, :, 2:6, 3:9] = 1.0
+    lab[:, :, 2:6, 3:9] = 1.0
+    a, b = conventional_augment(img, lab, torch.Generator().manual_seed(0))
+    assert not torch.equal(a, img)
+    for k in range(6):                                                  # the label still marks the bright block
+        bright = (a[k, 0] > 0.5)
+        assert torch.equal(bright, b[k, 0] > 0.5)
+
+
+def test_modality_spread_is_zero_for_copies_and_exact_for_known_means():
+    from medsynth.models.structsynth.experiments import modality_spread
+    organ = torch.zeros(2, 1, 8, 8)
+    organ[:, :, 2:6, 2:6] = 1
+    same = torch.rand(2, 1, 8, 8).repeat(1, 4, 1, 1) * 2 - 1
+    assert modality_spread(same, organ) == pytest.approx(0.0, abs=1e-6)
+    x = torch.full((2, 4, 8, 8), -1.0)                   # outside the organ: ignored
+    for i, v in enumerate((0.0, 0.2, 0.4, 0.6)):
+        x[:, i, 2:6, 2:6] = v * 2 - 1
+    assert modality_spread(x, organ) == pytest.approx(float(torch.tensor([0.0, 0.2, 0.4, 0.6]).std()), abs=1e-6)

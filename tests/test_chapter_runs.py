@@ -115,15 +115,21 @@ def test_ch05_baselines_are_scored_by_the_same_code() -> None:
 
 # -- chapter 04 --------------------------------------------------------------------------------------
 def test_ch04_stage_steps_match_the_schedules() -> None:
+    # quick: Eq. 18 pretraining as long as stage A (G needs that long to use one_hot(i)), a short adversarial phase
     assert r04.stage_steps(r04.PRESETS["quick"]) == {"structure": 240, "translator": 60, "segmenter": 150,
-                                                     "pretrain": 80, "adversarial": 60}
+                                                     "pretrain": 240, "adversarial": 30}
     full = r04.stage_steps(r04.PRESETS["full"])   # Sec. 5.2.1: 200 epochs per stage, 100 for the segmenter
     assert full["translator"] == full["structure"] == full["pretrain"] == full["adversarial"] == 2 * full["segmenter"]
-    assert r04.alg1_for(64) == {"alpha": 0.1} and r04.alg1_for(240) == {"alpha": 0.05}
+    # normalised Sobel maps (the author's code): one alpha at every size; Alg. 2's p (10 px at 184 px) scales
+    assert r04.alg1_for(64) == r04.alg1_for(240) and r04.alg1_for(64)["alpha"] == pytest.approx(0.035)
+    assert r04.alg2_for(184)["p"] == 10 and r04.alg2_for(64)["p"] == 3
 
 
-def _record04(d: dict[int, float], fid: dict[str, float], gt: float, copy: float) -> dict:
-    return {"table5": {"rows": [{"NO.": k, "dice": v} for k, v in d.items()],
+def _record04(d: dict, fid: dict[str, float], gt: float, copy: float, div: tuple[float, float] = (0.15, 0.17),
+              con: tuple[float, float] = (0.05, 0.1)) -> dict:
+    return {"diversity": {"pairwise_generated": div[0], "pairwise_real": div[1]},
+            "contrast": {"error": con[0], "error_same": con[1]},
+            "table5": {"rows": [{"NO.": k, "dice": v} for k, v in d.items()],
                        "baselines": {ev.BASELINES[0]: {"dice": 0.05}, ev.BASELINES[1]: {"dice": 0.2}}},
             "quality": {k: {"FID": v} for k, v in fid.items()},
             "translator": {"G_t": {"SSIM": gt}, "copy the input": {"SSIM": copy}},
@@ -131,12 +137,15 @@ def _record04(d: dict[int, float], fid: dict[str, float], gt: float, copy: float
 
 
 def test_ch04_claims_follow_table5() -> None:
-    thesis = {no: d for no, *_, d in r04.TABLE5}
+    thesis = {row[0]: row[-1] for row in r04.TABLE5}
+    assert thesis.pop("6c") is None                              # the control has no thesis value
+    thesis["6c"] = 0.85
     rec = _record04(thesis, {"F (full)": 1.0, ev.BASELINES[0]: 3.0, "A": 2.0}, 0.8, 0.5)
     assert set(_verdicts(r04.claims(("A", "F")), rec)) == {ev.SUPPORTED}
     worse = copy.deepcopy(thesis)
-    worse.update({6: 0.5, 3: 0.95, 25: 0.8, 24: 0.95})
-    rec_bad = _record04(worse, {"F (full)": 3.0, ev.BASELINES[0]: 1.0, "A": 1.0}, 0.3, 0.5)
+    worse.update({6: 0.5, 3: 0.95, 25: 0.8, 24: 0.95, "6c": 0.6, 21: 0.99})
+    # a collapsed structure generator (pairwise 0.001 vs 0.17) and four identical modalities (error > same)
+    rec_bad = _record04(worse, {"F (full)": 3.0, ev.BASELINES[0]: 1.0, "A": 1.0}, 0.3, 0.5, (0.001, 0.17), (0.2, 0.1))
     verdicts = _verdicts(r04.claims(("A", "F")), rec_bad)
     assert verdicts.count(ev.CONTRADICTED) == len(verdicts) - 1   # the "beats the mean label" claim still holds
     assert len(r04.claims(("C", "F"))) == len(r04.claims(("A", "F"))) - 1
@@ -214,13 +223,15 @@ def test_ch04_run_seed_end_to_end_tiny(tmp_path: Path) -> None:
     """The standard preset's other seeds go through run_seed: every stage, every row, every baseline."""
     import dataclasses
 
-    from medsynth.models.structsynth_data import BrainStructDataset
+    from medsynth.models.structsynth.data import BrainStructDataset
     p = dataclasses.replace(presets.choose(r04.PRESETS, "quick", steps=8, image_size=32), n_train=8, n_test=4,
                             t5_epochs=1, rows=("A", "F"))
-    alg1 = r04.alg1_for(32)
-    train, test = BrainStructDataset(range(8), 32, alg1=alg1), BrainStructDataset(range(100, 104), 32, alg1=alg1)
+    kw = dict(alg1=r04.alg1_for(32), alg2=r04.alg2_for(32))
+    train, test = BrainStructDataset(range(8), 32, **kw), BrainStructDataset(range(100, 104), 32, **kw)
     rec = r04.run_seed(p, 1, train, test, tmp_path, "cpu", "random", 64)
     assert [r["NO."] for r in rec["table5"]["rows"]] == [no for no, *_ in r04.TABLE5]
+    assert {"pairwise_generated", "pairwise_real", "nearest_generated"} <= set(rec["diversity"])
+    assert len(rec["contrast"]["generated"]) == len(rec["contrast"]["tissues"]) >= 4
     assert set(rec["ablation"]) == {"A", "F"} and set(rec["table5"]["baselines"]) == set(ev.BASELINES[:2])
     q = rec["quality"]
     assert q["unseen real slices"]["FID"] < q[ev.BASELINES[0]]["FID"]   # real images beat a constant image
@@ -231,7 +242,7 @@ def test_ch04_run_seed_end_to_end_tiny(tmp_path: Path) -> None:
 
 def test_ch04_quality_uses_one_feature_network_for_every_seed() -> None:
     """FIDs of different training seeds are measured with the same random Inception (``feature_seed``)."""
-    from medsynth.models.structsynth_data import BrainStructDataset
+    from medsynth.models.structsynth.data import BrainStructDataset
     train, test = BrainStructDataset(range(6), 32), BrainStructDataset(range(50, 53), 32)
     x = torch.rand(4, 4, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     a, b = r04.Quality(train, test, 0, "random", 64)(x, "a"), r04.Quality(train, test, 1, "random", 64)(x, "b")

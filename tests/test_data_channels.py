@@ -74,7 +74,7 @@ def test_multimodal_channels_follow_the_requested_order(cache) -> None:
 
 
 def test_brain_struct_dataset_reads_modalities_in_order(cache) -> None:
-    from medsynth.models.structsynth_data import MODALITIES, BrainStructDataset
+    from medsynth.models.structsynth.data import MODALITIES, BrainStructDataset
     root = ensure_phantoms("brain", {"train": 1}, size=(32, 32), seed=0, root=cache)
     ds = BrainStructDataset.from_layout(root, "train", size=32)
     for c, m in enumerate(MODALITIES):

@@ -1,10 +1,11 @@
-"""Structure maps for chapter 04 (thesis "multi-modal synthesis from Sobel structure maps", SYSU 2020).
+"""Structure maps for chapter 04 (Yili Qu, multi-modal medical image synthesis from structural feature maps,
+SYSU master's thesis 2020; the author's TensorFlow demo: quyili/MultimodalMedicalImagesSynthesis, code_demo/).
 
 Three pure, step-by-step functions of the thesis, each returning every intermediate image so the
 explorers (``medsynth.widgets.structure_explorer`` / ``fusion_explorer``) can show them (Fig. 11, 12):
 
 * :func:`structure_map_steps` — **Algorithm 1**, the structural feature map from Sobel edges
-  (pixel thresholds alpha, beta, gamma; Gaussian sigma1, sigma2; 3x3 median filter).
+  (pixel thresholds alpha, beta, gamma; Gaussian sigma1, sigma2; median filter).
 * :func:`organ_mask_steps` — **Algorithm 2**, the mask (threshold, enlarge by p px, crop, median).
   Note the convention: Algorithm 2 line 2 writes ``m = 1 - (x > alpha)``, so ``m`` is 1 on the
   *background* and 0 on the organ; Eq. 7, 11 and 12 all rely on that (noise and structure are only
@@ -12,9 +13,13 @@ explorers (``medsynth.widgets.structure_explorer`` / ``fusion_explorer``) can sh
 * :func:`fuse_noise` / :func:`fuse_noise_torch` — **Eq. 12**, ``s' = s + z' (1 - m)(1 - s)``,
   ``z' ~ U(alpha1, alpha2)`` (defaults 0.5, 0.6, Sec. 4.2.3).
 
-Filters come from scipy/scikit-image (Sobel, Gaussian, median), not hand-written kernels. The
-thesis gives no default thresholds; the defaults below were chosen on the brain phantom (images
-scaled to [0, 1]) and are exposed to the explorer.
+The thesis gives no thresholds; the author's code does (``GET_S_AND_MASK/get_s_and_m_from_image.py``):
+the two Sobel maps are **min-max normalised to [0, 1]** before anything else (``tf_norm``), which makes
+alpha a fraction of the image's own edge range and so independent of resolution and intensity scale.
+:data:`ALG1_DEFAULTS` are its BRATS settings, :data:`ALG1_RETINA` its DRIVE settings, :data:`ALG2_DEFAULTS`
+its mask settings (threshold 0.3 on the normalised image, p = 10, 5x5 median).
+:func:`vessel_agreement` scores a map against manual vessel labels (Dice, recall inside the FOV).
+Filters come from scipy/scikit-image (Sobel, Gaussian, median), not hand-written kernels.
 """
 from __future__ import annotations
 
@@ -24,14 +29,21 @@ from scipy import ndimage as ndi
 from skimage import filters, transform
 from skimage.color import rgb2gray
 
-__all__ = ["ALG1_DEFAULTS", "ALG2_DEFAULTS", "to_gray", "structure_map_steps", "structure_map",
-           "organ_mask_steps", "organ_mask", "remove_lesion", "fuse_noise", "fuse_noise_torch",
-           "lesion_inside", "select_lesion", "ALG1_PANELS", "structure_view", "fusion_view"]
+__all__ = ["ALG1_DEFAULTS", "ALG1_RETINA", "ALG1_UNNORMALISED", "ALG2_DEFAULTS", "to_gray", "structure_map_steps",
+           "structure_map", "organ_mask_steps", "organ_mask", "remove_lesion", "fuse_noise", "fuse_noise_torch",
+           "vessel_agreement", "alpha_curve", "ALG1_PANELS", "structure_view", "fusion_view"]
 
-#: Algorithm 1 defaults (not given in the thesis; chosen on the [0,1]-scaled brain phantom).
-ALG1_DEFAULTS = dict(alpha=0.05, beta=0.3, gamma=0.05, sigma1=1.0, sigma2=1.0)
-#: Algorithm 2 defaults: threshold alpha and the enlargement p in pixels.
-ALG2_DEFAULTS = dict(alpha=0.05, p=4)
+#: Algorithm 1, the author's BRATS settings (get_s(x, sigma=0.01, j=0.035), then a 3x3 blur with sigma 0.01
+#: binarised at 0 = lines 11-12, then a 5x5 median): sigma 0.01 makes the 3x3 blurs the identity.
+ALG1_DEFAULTS = dict(alpha=0.035, beta=0.0, gamma=0.05, sigma1=0.01, sigma2=0.01, median=5, normalise=True)
+#: Algorithm 1, the author's DRIVE settings (get_s(x, j=0.014) with sigma 0.4, then blur sigma 0.3 > 0.05).
+ALG1_RETINA = dict(alpha=0.014, beta=0.05, gamma=0.05, sigma1=0.4, sigma2=0.3, median=5, normalise=True)
+#: This course's earlier settings (un-normalised skimage Sobel, alpha in Sobel units): alpha then depends on
+#: resolution (it had to be patched to 0.1 at 64 px). Kept to show students why the code normalises.
+ALG1_UNNORMALISED = dict(alpha=0.05, beta=0.3, gamma=0.05, sigma1=1.0, sigma2=1.0, median=3, normalise=False)
+#: Algorithm 2, the author's settings: threshold 0.3 on the min-max normalised image, enlargement p = 10 px
+#: (at 184 x 144 BRATS slices), 5x5 median.
+ALG2_DEFAULTS = dict(alpha=0.3, p=10, median=5)
 
 
 def to_gray(x: np.ndarray) -> np.ndarray:
@@ -50,10 +62,16 @@ def _blur(img: np.ndarray, sigma: float, kernel: int) -> np.ndarray:
     return ndi.gaussian_filter(img, sigma, radius=kernel // 2, mode="nearest")
 
 
+def _norm01(a: np.ndarray) -> np.ndarray:
+    lo, hi = float(a.min()), float(a.max())
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
 def structure_map_steps(x: np.ndarray, alpha: float = ALG1_DEFAULTS["alpha"], beta: float = ALG1_DEFAULTS["beta"],
                         gamma: float = ALG1_DEFAULTS["gamma"], sigma1: float = ALG1_DEFAULTS["sigma1"],
                         sigma2: float = ALG1_DEFAULTS["sigma2"], literal_line12: bool = False,
-                        kernel: int = 3, median: int = 3, lesion: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                        kernel: int = 3, median: int = ALG1_DEFAULTS["median"], normalise: bool = True,
+                        lesion: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Algorithm 1 (Sec. 4.2.1), every line kept as an entry of the returned dict (in order).
 
     Lines 2-3 ``reduce_min/reduce_max(sobel(x))``: the pixel-wise min and max over the two Sobel
@@ -65,7 +83,11 @@ def structure_map_steps(x: np.ndarray, alpha: float = ALG1_DEFAULTS["alpha"], be
     **Line 12** as printed thresholds ``(s1 + s2) > beta`` — the un-blurred maps of lines 8-9, which
     would throw line 11 away. The evident intent is ``s > beta`` on the blurred ``s`` of line 11;
     that is the default. ``literal_line12=True`` runs the line as printed (the notebook shows both).
-    Line 13 is a ``median`` x ``median`` median filter, line 14 keeps only pixels where ``x > gamma``.
+    The author's code reads it the same way (blur, then ``> beta``). Line 13 is a ``median`` x ``median``
+    median filter (5 in the code), line 14 keeps only pixels where ``x > gamma`` (the code multiplies by
+    ``1 - m`` of Algorithm 2 instead; :class:`~medsynth.models.structsynth.data.BrainStructDataset` does both).
+    ``normalise`` (the code's ``tf_norm``, not in the printed algorithm): lines 2-3's maps are min-max
+    normalised to [0, 1], so ``alpha`` is a fraction of the image's edge range.
     ``lesion`` (optional bool mask) zeroes the structure inside a lesion, as the thesis does for
     BRATS (Sec. 4.2.1 last paragraph, Sec. 5.2.1, Fig. 11): entry ``"s_no_lesion"``.
     """
@@ -74,8 +96,11 @@ def structure_map_steps(x: np.ndarray, alpha: float = ALG1_DEFAULTS["alpha"], be
     out["sobel_h"] = filters.sobel_h(x)                                   # sobel(x): two edge maps
     out["sobel_v"] = filters.sobel_v(x)
     edges = np.stack([out["sobel_h"], out["sobel_v"]])
-    s1 = edges.min(0); out["l2_s1_min"] = s1                               # line 2
-    s2 = edges.max(0); out["l3_s2_max"] = s2                               # line 3
+    s1 = edges.min(0); s2 = edges.max(0)
+    if normalise:                                                          # the author's tf_norm
+        s1, s2 = _norm01(s1), _norm01(s2)
+    out["l2_s1_min"] = s1                                                  # line 2
+    out["l3_s2_max"] = s2                                                  # line 3
     s1 = _blur(s1, sigma1, kernel); out["l4_s1_blur"] = s1                 # line 4
     s2 = _blur(s2, sigma1, kernel); out["l5_s2_blur"] = s2                 # line 5
     s1 = s1.mean() - s1; out["l6_s1_centred"] = s1                         # line 6
@@ -109,13 +134,14 @@ def remove_lesion(s: np.ndarray, lesion: np.ndarray, dilate: int = 1) -> np.ndar
 
 
 def organ_mask_steps(x: np.ndarray, alpha: float = ALG2_DEFAULTS["alpha"], p: int = ALG2_DEFAULTS["p"],
-                     median: int = 3) -> dict[str, np.ndarray]:
+                     median: int = ALG2_DEFAULTS["median"]) -> dict[str, np.ndarray]:
     """Algorithm 2 (Sec. 4.2.2): background mask ``m`` (1 = background, 0 = organ), every line kept.
 
     Line 3-4 resize the mask to ``(H + p, W + p)`` with nearest-neighbour interpolation (the thesis
     names ``resize()`` as nearest-neighbour); line 5 ``crop_padding(m, p)`` crops the p added rows
     and columns back off (p // 2 from the top/left, the rest from the bottom/right), so the organ is
-    enlarged about the centre by about p/2 px per side. Line 6 is a 3x3 median filter.
+    enlarged about the centre by about p/2 px per side (the code's ``resize_image_with_crop_or_pad``).
+    Line 6 is a ``median`` x ``median`` median filter (5 in the code).
     """
     x = to_gray(x)
     h, w = x.shape
@@ -157,45 +183,68 @@ def fuse_noise_torch(s: torch.Tensor, m: torch.Tensor, alpha1: float = 0.5, alph
     return s + z * (1 - m) * (1 - s)
 
 
-def lesion_inside(label: np.ndarray | torch.Tensor, m: np.ndarray | torch.Tensor, tol: float = 0.0) -> bool:
-    """Sec. 4.5: does the lesion lie inside the organ (``m == 0``)? ``tol``: allowed outside fraction."""
-    lab, bg = torch.as_tensor(label) > 0, torch.as_tensor(m) > 0.5
-    n = int(lab.sum())
-    return n == 0 or float((lab & bg).sum()) / n <= tol
+def vessel_agreement(s: np.ndarray, vessels: np.ndarray, fov: np.ndarray | None = None) -> dict[str, float]:
+    """Dice, recall and precision of a structure map ``s`` against manual vessel labels, inside ``fov``.
+
+    Sec. 5.6.2 uses the retinal structure map (the FOV ring cut off by the mask) as a coarse vessel label;
+    these numbers say how coarse. Recall: the fraction of vessel pixels the map keeps.
+    """
+    s, v = np.asarray(s) > 0.5, np.asarray(vessels) > 0
+    if s.shape != v.shape:
+        raise ValueError(f"structure map {s.shape} and vessel labels {v.shape} differ in shape")
+    inside = np.ones_like(v) if fov is None else np.asarray(fov) > 0
+    s, v = s & inside, v & inside
+    tp = float((s & v).sum())
+    return {"dice": 2 * tp / max(1.0, float(s.sum() + v.sum())), "recall": tp / max(1.0, float(v.sum())),
+            "precision": tp / max(1.0, float(s.sum())), "fraction": float(s.sum()) / max(1.0, float(inside.sum()))}
 
 
-def select_lesion(labels: list | torch.Tensor, m: np.ndarray | torch.Tensor, rng: np.random.Generator,
-                  max_tries: int = 20, tol: float = 0.0):
-    """Sec. 4.5: draw labels at random until one lies inside the organ; ``None`` when none fits."""
-    n = len(labels)
-    for k in rng.permutation(n)[:max_tries]:
-        if lesion_inside(labels[k], m, tol):
-            return labels[k]
-    return None
+def alpha_curve(images: list[dict], alphas, **params) -> dict[str, np.ndarray]:
+    """Algorithm 1's alpha against agreement with the manual vessels: ``images`` are dicts with ``image``,
+    ``vessels`` and ``fov`` (``medsynth.data.realism.load_drive``); the map is cut to the FOV eroded by
+    ``fov_erode`` px (default 8: the FOV ring itself is no vessel). Returns mean dice/recall/precision per alpha."""
+    erode = int(params.pop("fov_erode", 8))
+    rows = {k: [] for k in ("dice", "recall", "precision")}
+    for a in alphas:
+        vals = []
+        for d in images:
+            fov = ndi.binary_erosion(d["fov"], iterations=erode) if erode else d["fov"]
+            vals.append(vessel_agreement(structure_map(d["image"], **{**params, "alpha": float(a)}), d["vessels"], fov))
+        for k in rows:
+            rows[k].append(float(np.mean([v[k] for v in vals])))
+    return {"alpha": np.asarray(alphas, float), **{k: np.asarray(v) for k, v in rows.items()}}
 
 
 # -- explorer views (pure; wrapped by medsynth.widgets.structure_explorer / fusion_explorer) -------------
 
 #: The Algorithm 1 intermediates shown by :func:`structure_view`, in the order of Fig. 11 / the algorithm.
-ALG1_PANELS = ("x", "sobel_h", "sobel_v", "l2_s1_min", "l3_s2_max", "l6_s1_centred", "l7_s2_centred",
+ALG1_PANELS = ("x", "l2_s1_min", "l3_s2_max", "l6_s1_centred", "l7_s2_centred", "l8_s1_bin", "l9_s2_bin",
                "l10_union", "l11_blur", "l12_thresh", "l13_median", "s")
 
 
 def _tile(images: list[np.ndarray], ncols: int, pad: int = 2) -> np.ndarray:
-    """Min-max normalise each image and tile them into one grey (H', W') array with white gutters."""
+    """Tile images into one grey (H', W') array with white gutters, all on ONE scale: [0, 1] -> black..white
+    (values outside are clipped; the centred maps of lines 6-7 show their positive part, which is what lines
+    8-9 threshold)."""
     from torchvision.utils import make_grid
-    batch = torch.from_numpy(np.stack(images).astype(np.float32))[:, None]
-    return make_grid(batch, nrow=ncols, padding=pad, normalize=True, scale_each=True, pad_value=1.0)[0].numpy()
+    batch = torch.from_numpy(np.clip(np.stack(images), 0, 1).astype(np.float32))[:, None]
+    return make_grid(batch, nrow=ncols, padding=pad, normalize=False, pad_value=1.0)[0].numpy()
 
 
-def structure_view(x: np.ndarray, ncols: int = 6, **params) -> tuple[np.ndarray, str]:
-    """Every intermediate of Algorithm 1 tiled in one image (panels :data:`ALG1_PANELS`) and a caption."""
+def structure_view(x: np.ndarray, ncols: int = 6, vessels: np.ndarray | None = None, fov: np.ndarray | None = None,
+                   **params) -> tuple[np.ndarray, str]:
+    """Every intermediate of Algorithm 1 tiled on one shared [0, 1] scale (panels :data:`ALG1_PANELS`) and a
+    caption; with manual ``vessels`` (and ``fov``) the caption adds the map's Dice/recall against them."""
     st = structure_map_steps(x, **params)
     img = _tile([st[k] for k in ALG1_PANELS], ncols)
     p = {**ALG1_DEFAULTS, **params}
-    cap = (" | ".join(ALG1_PANELS) + f"  --  alpha={p['alpha']:.3f} beta={p['beta']:.2f} gamma={p['gamma']:.2f} "
-           f"sigma1={p['sigma1']:.2f} sigma2={p['sigma2']:.2f} line12={'literal' if p.get('literal_line12') else 'intent'}: "
+    cap = (" | ".join(ALG1_PANELS) + f"  (one scale, 0 black - 1 white)  --  alpha={p['alpha']:.3f} beta={p['beta']:.2f} "
+           f"gamma={p['gamma']:.2f} sigma1={p['sigma1']:.2f} sigma2={p['sigma2']:.2f} "
+           f"{'normalised' if p['normalise'] else 'raw'} Sobel, line12={'literal' if p.get('literal_line12') else 'intent'}: "
            f"{100 * float(st['s'].mean()):.1f}% structure pixels")
+    if vessels is not None:
+        va = vessel_agreement(st["s"], vessels, fov)
+        cap += f"; vs manual vessels: Dice {va['dice']:.3f}, recall {va['recall']:.3f}"
     return img, cap
 
 

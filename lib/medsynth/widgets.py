@@ -127,42 +127,79 @@ def video_explorer(cf: np.ndarray, real: np.ndarray, fake: np.ndarray):
 # -- chapter 04 (structure maps) -----------------------------------------------------------------------------
 
 
-def structure_explorer(images: dict, literal_line12: bool = False):
+def structure_explorer(images: dict, literal_line12: bool = False, alg1: dict | None = None,
+                       vessels: dict | None = None):
     """Algorithm 1 live (chapter 04): image choice, alpha, beta, gamma, sigma1, sigma2 and the line-12
-    reading; shows every intermediate (Fig. 11). Wraps :func:`medsynth.structure.structure_view`.
+    reading; every intermediate on one shared scale (Fig. 11). Wraps :func:`medsynth.structure.structure_view`.
 
-    ``images``: name -> (H,W) or (H,W,3) array (any range; Algorithm 1 rescales to [0,1]).
+    ``images``: name -> (H,W) or (H,W,3) array (any range; Algorithm 1 rescales to [0,1]). ``alg1``: the
+    starting settings (the notebook's; default :data:`~medsynth.structure.ALG1_DEFAULTS`), per image when a
+    dict of dicts keyed by image name. ``vessels``: name -> (vessel labels, FOV) for a live Dice/recall readout.
     """
     import ipywidgets as W
 
     from medsynth.structure import ALG1_DEFAULTS, structure_view
 
-    d = ALG1_DEFAULTS
+    def start(name: str) -> dict:
+        a = alg1 or {}
+        if a and all(isinstance(v, dict) for v in a.values()):      # settings per image
+            a = a.get(name, {})
+        return {**ALG1_DEFAULTS, **a}
+
+    d = start(next(iter(images)))
     pick = W.Dropdown(options=list(images), description="image")
-    sl = {"alpha": W.FloatSlider(value=d["alpha"], min=0.0, max=0.3, step=0.005, description="alpha", readout_format=".3f"),
+    sl = {"alpha": W.FloatSlider(value=d["alpha"], min=0.0, max=0.3, step=0.001, description="alpha", readout_format=".3f"),
           "beta": W.FloatSlider(value=d["beta"], min=0.0, max=1.0, step=0.05, description="beta"),
           "gamma": W.FloatSlider(value=d["gamma"], min=0.0, max=0.5, step=0.01, description="gamma"),
           "sigma1": W.FloatSlider(value=d["sigma1"], min=0.0, max=3.0, step=0.1, description="sigma1"),
           "sigma2": W.FloatSlider(value=d["sigma2"], min=0.0, max=3.0, step=0.1, description="sigma2")}
     lit = W.Checkbox(value=literal_line12, description="line 12 as printed")
     sliders = list(sl.values())
-    return _live([[pick, lit], sliders[:3], sliders[3:]], min_h=128, view=lambda: structure_view(
-        images[pick.value], literal_line12=lit.value, **{k: w.value for k, w in sl.items()}))
+
+    def reset(change) -> None:  # a new image starts from its own settings (brain vs retina)
+        p = start(change["new"])
+        for k, w in sl.items():
+            w.value = p[k]
+
+    pick.observe(reset, names="value")
+
+    def view() -> tuple[np.ndarray, str]:
+        p = {**start(pick.value), **{k: w.value for k, w in sl.items()}, "literal_line12": lit.value}
+        ves = (vessels or {}).get(pick.value)
+        return structure_view(images[pick.value], vessels=None if ves is None else ves[0],
+                              fov=None if ves is None else ves[1], **p)
+
+    return _live([[pick, lit], sliders[:3], sliders[3:]], min_h=128, view=view)
 
 
-def fusion_explorer(images: dict):
-    """Eq. 12 live (chapter 04): alpha1, alpha2 and the seed over s | m | s'.
-    Wraps :func:`medsynth.structure.fusion_view`."""
+def fusion_explorer(images: dict, task=None, alg1: dict | None = None, alg2: dict | None = None,
+                    real: dict | None = None):
+    """Eq. 12 live (chapter 04). Without ``task``: alpha1, alpha2 and the seed over s | m | s'
+    (:func:`medsynth.structure.fusion_view`). With the trained multi-modal task: s' goes through G and the
+    four synthesized modalities of two seeds are shown side by side, with Algorithm 2's alpha and p and the
+    real modalities (``real``: name -> (4,H,W) in [0,1]) for comparison
+    (:func:`medsynth.models.structsynth.views.synthesis_view`). ``alg1``/``alg2``: the notebook's settings."""
     import ipywidgets as W
 
-    from medsynth.structure import fusion_view
+    from medsynth.structure import ALG2_DEFAULTS, fusion_view
 
+    m2 = {**ALG2_DEFAULTS, **(alg2 or {})}
     pick = W.Dropdown(options=list(images), description="image")
     a1 = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="alpha1")
     a2 = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha2")
     seed = W.IntSlider(value=0, min=0, max=100, description="seed")
-    return _live([[pick, seed], [a1, a2]], min_h=128,
-                 view=lambda: fusion_view(images[pick.value], a1.value, a2.value, seed.value))
+    m_a = W.FloatSlider(value=m2["alpha"], min=0.0, max=1.0, step=0.05, description="Alg.2 alpha")
+    m_p = W.IntSlider(value=m2["p"], min=0, max=20, description="Alg.2 p")
+
+    def view() -> tuple[np.ndarray, str]:
+        a2_ = {**m2, "alpha": m_a.value, "p": m_p.value}
+        if task is None:
+            return fusion_view(images[pick.value], a1.value, a2.value, seed.value, alg1=alg1, alg2=a2_)
+        from medsynth.models.structsynth.views import synthesis_view
+        return synthesis_view(task, images[pick.value], a1.value, a2.value, (seed.value, seed.value + 1), alg1, a2_,
+                              real=(real or {}).get(pick.value))
+
+    return _live([[pick, seed], [a1, a2], [m_a, m_p]], min_h=128, view=view)
 
 
 # -- chapter 02 (MedGAN) -------------------------------------------------------------------------------------

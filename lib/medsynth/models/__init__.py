@@ -6,7 +6,9 @@ with that paper's training iteration.
   matching, VGG (Wang et al. 2018), a chapter-01 baseline and the base of chapters 01 and 03.
 * :mod:`~medsynth.models.fundus2angio` -- chapter 01.
 * :mod:`~medsynth.models.medgan` (+ ``_run``) -- chapter 02: CasNet, D-feature perceptual loss, style/content losses.
-* :mod:`~medsynth.models.structsynth` (+ ``_data``, ``_tasks``, ``_aux``) -- chapter 04: VAE-GAN structure
+* :mod:`~medsynth.models.retigan` (+ ``_run``, ``_explorer``), :mod:`~medsynth.models.vessel_segmenter` -- chapter 03
+  (the DRIVE vessel segmenter also serves chapter 04).
+* :mod:`~medsynth.models.structsynth` (package: networks, data, tasks, experiments) -- chapter 04: VAE-GAN structure
   generator, conditional U-Net with ACGAN discriminator, modality translator, lesion segmenter.
 * :mod:`~medsynth.models.fundus2video` -- chapter 05: autoregressive video generator, knowledge-aware D.
 

@@ -1,7 +1,11 @@
-"""Chapter 04 networks (thesis "multi-modal synthesis from Sobel structure maps", SYSU 2020).
+"""Chapter 04 networks (Yili Qu, multi-modal medical image synthesis from structural feature maps, SYSU master's
+thesis 2020).
 
 The thesis says only "adapted from VGG11" (E_s, D_z, D_s, D, D_t) and "adapted from U-Net" (G_s,
-G_m, G, G_t, the tumour segmenter G_l); no layer tables are given. The choices here:
+G_m, G, G_t, the tumour segmenter G_l); no layer tables are given. The author's TensorFlow demo
+(quyili/MultimodalMedicalImagesSynthesis, code_demo/) uses ngf = 64 and a fully connected 4096-unit VAE
+code; the course narrows every width (``width``) so that the quick preset runs on a CPU (a stated
+difference). The choices here:
 
 * :class:`VGGTrunk` — VGG11's conv plan (1-1-2-2-2 convs per stage, widths w, 2w, 4w, 8w, 8w) with
   BatchNorm + LeakyReLU; the number of stages is set by the input size.

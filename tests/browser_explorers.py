@@ -24,6 +24,9 @@ EXPLORERS: list[tuple[str, str]] = [
     ("structure_explorer", "from medsynth.widgets import structure_explorer\nstructure_explorer(gallery)"),
     ("fusion_explorer", "from medsynth.widgets import fusion_explorer\nfusion_explorer(gallery)"),
     # untrained networks: the browser test checks rendering and redrawing, not what the model learned
+    ("medgan_explorer", "from medsynth.models.medgan import MedGANTask\nfrom medsynth.widgets import medgan_explorer\n"
+                        "g = MedGANTask(n_blocks=1, num_downs=6, ngf=4, ndf=8, style=False)\n"
+                        "medgan_explorer({'motion': g, 'denoise': g}, 64)"),
     ("retigan_explorer", "from medsynth.models import vessel_segmenter\nfrom medsynth.models.retigan import RetiGANTask\n"
                          "from medsynth.models.retigan_explorer import retigan_explorer\n"
                          "retigan_explorer(RetiGANTask(ngf=8, n_blocks=1, vgg_features='off'), "

@@ -43,7 +43,7 @@ from medsynth.discriminators import PatchDiscriminator
 from medsynth.losses import GANLoss, VGGStyleContentLoss, VGG19_LAYERS
 from medsynth.models import translate
 from medsynth.models.pix2pix import UNetGenerator
-from medsynth.training import GANTask, StepContext, set_requires_grad
+from medsynth.training import adam, GANTask, set_requires_grad, StepContext
 
 __all__ = ["CasNet", "ublock", "MedGANTask", "d_perceptual_loss", "PERCEPTUAL_WEIGHTS", "LAMBDAS", "PAPER",
            "generator_params"]
@@ -130,7 +130,7 @@ class MedGANTask(GANTask):
             g = init_weights(CasNet(in_ch, out_ch, n_blocks, num_downs, ngf))
             d = init_weights(PatchDiscriminator(in_ch + out_ch, ndf, n_layers_d))
         self.nets: dict[str, nn.Module] = {"G": g, "D": d}
-        self.opts = {"G": torch.optim.Adam(g.parameters(), lr, betas), "D": torch.optim.Adam(d.parameters(), lr, betas)}
+        self.opts = {"G": adam(g.parameters(), lr, betas), "D": adam(d.parameters(), lr, betas)}
         self.gan = GANLoss("vanilla")
         self.perceptual, self.style, self.d_every = perceptual, style, d_every
         self.lambdas = {**LAMBDAS, **(lambdas or {})}

@@ -46,7 +46,7 @@ from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss
 from medsynth.models import translate
 from medsynth.models.pix2pixhd import Pix2PixHDGenerator
 from medsynth.models.vessel_data import VesselSet
-from medsynth.training import GANTask, StepContext, set_requires_grad
+from medsynth.training import adam, GANTask, set_requires_grad, StepContext
 
 __all__ = ["smooth_edges", "TreePhotoDataset", "SharedScaleDiscriminator", "RetiGANTask", "LAMBDAS", "tree_input",
            "discriminator_counts"]
@@ -164,7 +164,7 @@ class RetiGANTask(GANTask):
             d_cls = SharedScaleDiscriminator if shared_d else MultiScaleDiscriminator
             d = init_weights(d_cls(in_ch + 3, num_d, **kw))
         self.nets: dict[str, nn.Module] = {"G": g, "D": d}
-        self.opts = {"G": torch.optim.Adam(g.parameters(), lr, betas), "D": torch.optim.Adam(d.parameters(), lr, betas)}
+        self.opts = {"G": adam(g.parameters(), lr, betas), "D": adam(d.parameters(), lr, betas)}
         self.gan = GANLoss("lsgan")
         total = sum(lambdas) if normalise_lambdas else 1.0
         self.w_adv, self.w_vgg, self.w_fm = (lam / total for lam in lambdas)

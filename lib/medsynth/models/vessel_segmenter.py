@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 
 from medsynth.metrics.vessel import fov_scores
 from medsynth.models.vessel_data import VesselSet
-from medsynth.training import GANTask, StepContext, TrainConfig, Trainer, eval_mode
+from medsynth.training import adam, eval_mode, GANTask, StepContext, TrainConfig, Trainer
 
 __all__ = ["VesselUNet", "SegmenterTask", "VesselCrops", "build", "train", "predict", "evaluate_fov",
            "THESIS_DRIVE"]
@@ -93,7 +93,7 @@ class SegmenterTask(GANTask):
 
     def __init__(self, net: nn.Module, lr: float = 1e-3, dice_weight: float = 1.0) -> None:
         self.nets = {"seg": net}
-        self.opts = {"seg": torch.optim.Adam(net.parameters(), lr=lr)}
+        self.opts = {"seg": adam(net.parameters(), lr, betas=(0.9, 0.999))}  # torch's default betas
         self.dice_weight = dice_weight
 
     def train_step(self, batch: dict[str, Any], ctx: StepContext) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ from medsynth.models.structsynth.data import pick_lesions
 from medsynth.models.structsynth.networks import (CondUNet, Decoder, LatentDisc, VAEEncoder, VGGDisc, kl_divergence,
                                                   latent_shape, one_hot_map, reparameterise)
 from medsynth.structure import fuse_noise_torch
-from medsynth.training import GANTask, StepContext, set_requires_grad
+from medsynth.training import adam, GANTask, set_requires_grad, StepContext
 
 __all__ = ["STRUCT_WEIGHTS", "MM_WEIGHTS", "StructureGenTask", "MultiModalTask", "TranslatorTask", "SegTask",
            "straight_through"]
@@ -44,7 +44,7 @@ def _mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _adam(params, lr: float, beta1: float = 0.5) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999))  # Sec. 5.2.1 and the code: Adam, beta1 = 0.5
+    return adam(params, lr, betas=(beta1, 0.999))  # Sec. 5.2.1 and the code: Adam, beta1 = 0.5
 
 
 def straight_through(p: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:

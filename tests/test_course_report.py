@@ -27,7 +27,7 @@ def test_summary_row_and_table() -> None:
     claims = [{"verdict": "supported"}, {"verdict": "contradicted"}, {"verdict": "supported"}]
     row = summary_row("05_x", {"headline": headline("PSNR", True, "model X", TABLE, "11.8"), "claims": claims}, 93.4)
     assert row["claims supported"] == "2/3" and row["wall time"] == "93 s" and row["paper"] == "11.8"
-    assert row["model"] == "model X 0.3" and "NOT beaten" in row["best baseline"] and "↑" in row["primary metric"]
+    assert row["model"] == "model X 0.3" and "model BEHIND by 0.1" in row["best baseline"] and "↑" in row["primary metric"]
     bare = summary_row("00_setup_check", {"step_ms": 3.0}, None)
     assert bare["model"] == "—" and bare["claims supported"] == "—"
     assert "FAILED" in summary_row("01_y", {}, 5.0, failed=True)["primary metric"]
@@ -56,3 +56,26 @@ def test_course_cli_rejects_an_unknown_parameter(capsys: pytest.CaptureFixture) 
         main(["--only", "00_setup", "-p", "stpes", "3"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "unknown parameter(s) stpes" in err and "seed" in err
+
+
+@pytest.mark.parametrize("chapter", ["01_fundus2angio", "02_medgan", "03_retigan", "04_structure_maps",
+                                     "05_fundus2video"])
+def test_every_chapter_has_a_headline_read_from_its_committed_reference(chapter: str) -> None:
+    """Each chapter's run module reads its own metrics.json: the row it names is the model's, the baseline is the
+    best of the input-free rows of the same table (checked against the table itself)."""
+    import json
+
+    from medsynth.course_report import chapter_headline
+    from medsynth.evidence import BASELINES
+    from medsynth.nbutils import REPO_ROOT
+
+    path = REPO_ROOT / "results" / chapter / "metrics.json"
+    if not path.is_file():
+        pytest.skip(f"no committed reference run {path}")
+    metrics = json.loads(path.read_text())
+    h = chapter_headline(chapter, metrics)
+    assert h is not None and h["best_baseline"] in BASELINES
+    worse = (lambda a, b: a < b) if h["higher_is_better"] else (lambda a, b: a > b)
+    assert h["beats_best_baseline"] == worse(h["best_baseline_value"], h["model_value"])
+    row = summary_row(chapter, metrics, 1.0)
+    assert row["model"].startswith(h["model"]) and h["best_baseline"] in row["best baseline"]

@@ -14,11 +14,31 @@ from typing import Any
 
 from medsynth.evidence import SUPPORTED
 
+# chapter -> its run module, whose ``headline(metrics)`` reads the chapter's own metrics.json
+RUN_MODULES = {"01_fundus2angio": "medsynth.models.fundus2angio_run", "02_medgan": "medsynth.models.medgan_run",
+               "03_retigan": "medsynth.models.retigan_run", "04_structure_maps": "medsynth.models.structsynth_run",
+               "05_fundus2video": "medsynth.models.fundus2video_run"}
+
 COLUMNS = ("chapter", "primary metric", "model", "best baseline", "paper", "claims supported", "wall time")
 
 
 def _num(v: Any) -> str:
     return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def chapter_headline(chapter: str, metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``metrics["headline"]`` if the run wrote one, else the chapter's run module's ``headline(metrics)``;
+    None for chapters without one (the 00 notebooks) or a metrics.json that lacks the numbers it needs."""
+    if metrics.get("headline"):
+        return dict(metrics["headline"])
+    if chapter not in RUN_MODULES:
+        return None
+    import importlib
+
+    try:
+        return importlib.import_module(RUN_MODULES[chapter]).headline(dict(metrics))
+    except (KeyError, TypeError):
+        return None
 
 
 def summary_row(chapter: str, metrics: Mapping[str, Any], wall_s: float | None, failed: bool = False) -> dict[str, str]:
@@ -29,14 +49,15 @@ def summary_row(chapter: str, metrics: Mapping[str, Any], wall_s: float | None, 
     if failed:
         row["primary metric"] = "FAILED (see the executed notebook)"
         return row
-    h = metrics.get("headline")
+    h = chapter_headline(chapter, metrics)
     if h:
         arrow = "↑" if h["higher_is_better"] else "↓"
         row["primary metric"] = f"{h['metric']} {arrow}"
         row["model"] = f"{h['model']} {_num(h['model_value'])}"
-        if h.get("best_baseline"):
-            verdict = "beaten" if h.get("beats_best_baseline") else "NOT beaten"
-            row["best baseline"] = f"{h['best_baseline']} {_num(h['best_baseline_value'])} ({verdict})"
+        if h.get("best_baseline"):  # the means only; whether a difference holds over seeds is the claims' job
+            gap = abs(h["model_value"] - h["best_baseline_value"])
+            side = "model ahead by" if h.get("beats_best_baseline") else "model BEHIND by"
+            row["best baseline"] = f"{h['best_baseline']} {_num(h['best_baseline_value'])} ({side} {_num(gap)})"
         row["paper"] = h.get("paper") or "—"
     claims = metrics.get("claims") or []
     if claims:

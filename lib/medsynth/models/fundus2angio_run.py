@@ -25,7 +25,7 @@ from medsynth.models.pix2pixhd import Pix2PixHDTask
 from medsynth.training import GANTask
 
 __all__ = ["Fundus2AngioPreset", "PRESETS", "MODELS", "PRIMARY", "choose", "train_set", "schedules", "budget",
-           "build_tasks", "run_seed", "claims", "scores_json"]
+           "build_tasks", "run_seed", "claims", "scores_json", "headline"]
 
 MODELS = ("pix2pix", "pix2pixHD", "Fundus2Angio")
 #: The primary metric is the paper's, FID (Table 1). Against the mean-target baseline it is a weak test (one
@@ -181,3 +181,12 @@ def claims(fid_label: str = "FID") -> list[evidence.Claim]:
 def scores_json(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """Scores as plain numbers per row (for metrics.json and the per-seed record)."""
     return {row: {k: evidence.number(v) for k, v in m.items()} for row, m in scores.items()}
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The course summary's line (``make course``): Fundus2Angio's FID beside the best input-free baseline's,
+    from this run's ``mean_over_seeds``; the paper's 30.3 (Table 1) only where the features are Inception's."""
+    rows = {k: v["fid"] for k, v in metrics["mean_over_seeds"].items()}
+    real = metrics.get("fid_features") == "pretrained"
+    label = "FID" if real else "FID (random features, not comparable)"
+    return evidence.headline(label, False, "Fundus2Angio", rows, "30.3 (Table 1)" if real else "30.3 (not comparable)")

@@ -26,7 +26,7 @@ from medsynth.models.pix2pix import Pix2PixTask
 from medsynth.training import GANTask
 
 __all__ = ["MedGANPreset", "PRESETS", "MODELS", "ABLATION", "PRIMARY", "COPY_TASKS", "PAPER_TABLE2_ROWS",
-           "build_tasks", "evaluate", "run_seed", "claims", "scores_json"]
+           "build_tasks", "evaluate", "run_seed", "claims", "scores_json", "headline"]
 
 #: Table I's rows (the ablation, in the paper's order) then Table II's re-run comparison
 ABLATION = ("cGAN", "cGAN + perceptual", "cGAN + perceptual + style", "MedGAN")
@@ -153,3 +153,10 @@ def scores_json(scores: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[s
     """Scores as plain numbers per task and row (for metrics.json and the per-seed record)."""
     return {t: {row: {k: evidence.number(v) for k, v in m.items()} for row, m in rows.items()}
             for t, rows in scores.items()}
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The course summary's line: MedGAN's SSIM on PET->CT (the paper's first task) beside the best input-free
+    baseline's, from this run's ``mean_over_seeds``; the paper's Table I number was not retrieved."""
+    rows = {k: v["ssim"] for k, v in metrics["mean_over_seeds"]["pet2ct"].items()}
+    return evidence.headline("SSIM, PET→CT", True, "MedGAN", rows, "not retrieved")

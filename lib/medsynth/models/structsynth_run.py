@@ -29,7 +29,7 @@ from medsynth.training import eval_mode
 __all__ = ["StructSynthPreset", "PRESETS", "ABLATION_ROWS", "alg1_for", "alg2_for", "stage_steps", "train_structure",
            "contrast_after_pretraining",
            "train_translator_and_segmenter", "train_multimodal", "Quality", "translator_scores", "table5",
-           "lesion_scores", "run_seed", "claims"]
+           "lesion_scores", "run_seed", "claims", "headline"]
 
 #: Table 1 of the thesis (cumulative rows, as printed): the MultiModalTask switches of each row.
 ABLATION_ROWS: dict[str, dict[str, Any]] = {
@@ -345,3 +345,10 @@ def claims(rows: tuple[str, ...], fid_name: str = "FID", contrast: bool = True) 
                                   lambda r: r["ablation"]["A"]["FID"] - r["ablation"]["F"]["FID"],
                                   f"{fid_name}(A) - {fid_name}(F)"))
     return out
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The course summary's line: the full model's (row F) FID beside the best input-free baseline's, from this
+    run's ``mean_over_seeds`` (random Inception features here, so not comparable to a paper's FID)."""
+    rows = metrics["mean_over_seeds"]["fid"]
+    return evidence.headline(metrics.get("fid_label", "FID").split(" —")[0], False, "F (full)", rows, "—")

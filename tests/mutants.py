@@ -30,9 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 # module (under lib/medsynth) -> the fast unit tests that exercise it
 MODULES: dict[str, list[str]] = {
-    "blocks": ["tests/test_blocks.py", "tests/test_wiring.py"],
-    "losses": ["tests/test_losses.py"],
-    "metrics": ["tests/test_metrics.py"],
+    "blocks": ["tests/test_blocks.py", "tests/test_wiring.py", "tests/test_ch01_models.py", "tests/test_ch01_resize.py"],
+    "losses": ["tests/test_losses.py", "tests/test_ch02_losses_data.py"],
+    "metrics": ["tests/test_metrics.py", "tests/test_ch05_metrics.py", "tests/test_ch05_video_eval.py",
+                "tests/test_ch03_segmenter.py", "tests/test_ch02_losses_data.py"],
     "structure": ["tests/test_structure.py"],
     "knowledge": ["tests/test_knowledge.py"],
     "data/datasets": ["tests/test_data_layout.py", "tests/test_data_channels.py"],

@@ -74,3 +74,56 @@ def test_residual_block_gradients_flow(sep: bool) -> None:
     x = torch.randn(2, 4, 8, 8, requires_grad=True)
     block(x).sum().backward()
     assert x.grad is not None and all(p.grad is not None for p in block.parameters())
+
+
+def test_count_params_skips_frozen_parameters_unless_asked() -> None:
+    """Defaults as values (issue 18): trainable only by default; ``trainable_only=False`` counts everything."""
+    net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))       # 16 + 10 parameters
+    net[0].requires_grad_(False)
+    assert count_params(net) == 10
+    assert count_params(net, trainable_only=False) == 26
+    assert count_params(net, trainable_only=True) == 10
+
+
+def test_keras_count_adds_conv_biases_only_when_asked() -> None:
+    """Fig. 2 counts bias-free convs; ``conv_bias=True`` adds exactly the conv/linear biases, never BN's."""
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ConvTranspose2d(3, 5, 2), nn.Conv2d(5, 1, 1, bias=False))
+    weights = 2 * 3 * 9 + 3 * 5 * 4 + 5
+    assert keras_param_count(net) == weights + 4 * 3
+    assert keras_param_count(net, conv_bias=True) == weights + 4 * 3 + 3 + 5
+
+
+def _spec(m: nn.Module) -> tuple:
+    """A layer as the official ``UnetSkipConnectionBlock`` defines it: type and the arguments that matter."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        return (type(m).__name__, m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.bias is not None)
+    if isinstance(m, nn.LeakyReLU):
+        return ("LeakyReLU", m.negative_slope)
+    if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)):
+        return (type(m).__name__, m.num_features)
+    if isinstance(m, nn.Dropout):
+        return ("Dropout", m.p)
+    return (type(m).__name__,)
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_unet_blocks_match_the_official_layer_sequence(norm: str) -> None:
+    """junyanz/pytorch-CycleGAN-and-pix2pix ``UnetSkipConnectionBlock``, layer by layer, at non-default widths:
+    conv biases only without BatchNorm (the outermost up-conv always has one), the down-norm on the inner
+    channels, dropout after the up-norm of a middle block, tanh at the top."""
+    b = norm != "batch"
+    k, s, p = (4, 4), (2, 2), (1, 1)
+    inner = UNetBlock(6, 12, norm=norm, innermost=True)
+    mid = UNetBlock(5, 6, submodule=inner, norm=norm, dropout=0.5)
+    top = UNetBlock(2, 5, in_ch=3, submodule=mid, outermost=True, norm=norm)
+    N = "BatchNorm2d" if norm == "batch" else "InstanceNorm2d"
+    assert [_spec(m) for m in inner.model] == [
+        ("LeakyReLU", 0.2), ("Conv2d", 6, 12, k, s, p, b), ("ReLU",), ("ConvTranspose2d", 12, 6, k, s, p, b), (N, 6)]
+    assert [_spec(m) for m in mid.model] == [
+        ("LeakyReLU", 0.2), ("Conv2d", 5, 6, k, s, p, b), (N, 6), ("UNetBlock",), ("ReLU",),
+        ("ConvTranspose2d", 12, 5, k, s, p, b), (N, 5), ("Dropout", 0.5)]
+    assert [_spec(m) for m in top.model] == [
+        ("Conv2d", 3, 5, k, s, p, b), ("UNetBlock",), ("ReLU",), ("ConvTranspose2d", 10, 2, k, s, p, True), ("Tanh",)]
+    x = torch.randn(1, 3, 8, 8)
+    assert top(x).shape == (1, 2, 8, 8) and mid(torch.randn(1, 5, 4, 4)).shape == (1, 10, 4, 4)
+    assert torch.equal(mid(y := torch.randn(1, 5, 4, 4))[:, :5], y)  # the skip: input first, then the up path

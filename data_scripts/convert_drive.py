@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import tempfile
 from pathlib import Path
 
-from _common import DataError, open_source, read_checked
+from _common import DataError, add_output_args, cli, open_source, read_checked
 
 from medsynth.data.layout import atomic_dir, write_image, write_meta
 
@@ -34,11 +35,11 @@ def find_root(folder: Path) -> Path:
     raise DataError(f"no DRIVE split (training/images or test/images) under {folder}")
 
 
-def convert_drive(src: str | Path, out: str | Path, size: tuple[int, int] = DRIVE_SIZE) -> Path:
+def convert_drive(src: str | Path, out: str | Path, size: tuple[int, int] = DRIVE_SIZE, overwrite: bool = False) -> Path:
     out = Path(out)
     with tempfile.TemporaryDirectory() as work:
         root = find_root(open_source(src, Path(work)))
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, "replace" if overwrite else "refuse") as tmp:
             splits: dict[str, list[str]] = {}
             for folder, split in SPLITS.items():
                 d = root / folder
@@ -76,10 +77,11 @@ def convert_drive(src: str | Path, out: str | Path, size: tuple[int, int] = DRIV
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("src", help="DRIVE folder or zip")
-    ap.add_argument("out", help="output folder (must not exist)")
+    ap.add_argument("out", help="output folder (refused if it exists and is not empty, unless --overwrite)")
+    add_output_args(ap)
     a = ap.parse_args(argv)
-    print(convert_drive(a.src, a.out))
+    print(convert_drive(a.src, a.out, overwrite=a.overwrite))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli(main))

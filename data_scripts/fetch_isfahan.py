@@ -42,11 +42,12 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import DataError, download, open_source, read_checked, safe_extract
+from _common import DataError, add_output_args, cli, download, open_source, read_checked, safe_extract
 
 from medsynth.data.layout import atomic_dir, write_image, write_meta
 
@@ -174,7 +175,8 @@ def read_pairs_csv(path: Path) -> list[tuple[Path, Path, str, str]]:
 
 
 def convert_isfahan(src: str | Path, out: str | Path, pairs: str | Path | None = "paper", n_test: int | None = 14,
-                    seed: int = 0, test_every: int = 4, size: tuple[int, int] = ISFAHAN_SIZE) -> Path:
+                    seed: int = 0, test_every: int = 4, size: tuple[int, int] = ISFAHAN_SIZE,
+                    overwrite: bool = False) -> Path:
     """Write checked ``fundus`` (RGB) / ``angio`` (grey) pairs, ids ``<group>_<n>``, to ``out``.
 
     ``pairs``: ``"paper"`` (Fundus2Angio's 17 training pairs + ``n_test`` drawn test pairs), ``"all"``
@@ -195,7 +197,7 @@ def convert_isfahan(src: str | Path, out: str | Path, pairs: str | Path | None =
                               + (f"{n_test} of the other pairs drawn with seed {seed}" if n_test is not None
                                  else "all other pairs"),
                               "all": f"all pairs, every {test_every}-th to test"}.get(text, f"training pairs {text}")
-        with atomic_dir(Path(out)) as tmp:
+        with atomic_dir(Path(out), "replace" if overwrite else "refuse") as tmp:
             splits: dict[str, list[str]] = {}
             for fp, ap, iid, split in items:
                 write_image(tmp / split / "fundus" / f"{iid}.png", read_modality(fp, "photo", size))
@@ -219,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the test-pair draw")
     ap.add_argument("--downloads", default=str(Path.home() / ".cache" / "medsynth" / "downloads" / "isfahan"))
     ap.add_argument("--strict", action="store_true", help="refuse files without a recorded sha256")
+    add_output_args(ap)
     a = ap.parse_args(argv)
     src = a.local
     if src is None:
@@ -228,8 +231,9 @@ def main(argv: list[str] | None = None) -> None:
                 raise DataError(f"no recorded sha256 for {url} ({name}); run without --strict or add it to FILES")
             safe_extract(download(url, dl / name, sha), dl / "extracted" / Path(name).stem)
         src = dl / "extracted"
-    print(convert_isfahan(src, a.out, a.pairs, None if a.n_test == "all" else int(a.n_test), a.seed))
+    print(convert_isfahan(src, a.out, a.pairs, None if a.n_test == "all" else int(a.n_test), a.seed,
+                          overwrite=a.overwrite))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli(main))

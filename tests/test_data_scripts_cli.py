@@ -22,7 +22,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
                           env=env, timeout=300)
 
 
-@pytest.mark.parametrize("script", ["convert_fire.py", "convert_brats.py"])
+@pytest.mark.parametrize("script", ["convert_fire.py", "convert_brats.py", "convert_drive.py"])
 def test_missing_input_is_one_line_and_status_2(tmp_path: Path, script: str) -> None:
     r = _run(script, str(tmp_path / "nowhere"), str(tmp_path / "out"))
     assert r.returncode == 2, r.stderr

@@ -77,7 +77,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
 def _state(cell) -> tuple[str, str]:
     """(picture source, caption text) of an explorer's output: the last image and the last label in it."""
     img = cell.locator(".jp-OutputArea .widget-image").last
-    cap = cell.locator(".jp-OutputArea .widget-label").last
+    cap = cell.locator(".jp-OutputArea .medsynth-caption").last
     return img.get_attribute("src") or "", cap.inner_text()
 
 
@@ -102,7 +102,7 @@ def test_explorers_render_and_respond_in_jupyterlab(lab) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page = browser.new_page(viewport={"width": 1100, "height": 1000})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"{base}/lab/tree/explorers.ipynb?token={token}")
@@ -122,6 +122,9 @@ def test_explorers_render_and_respond_in_jupyterlab(lab) -> None:
                 cell.locator(".jp-OutputArea .widget-image").last.wait_for(state="visible", timeout=180_000)
                 text = cell.locator(".jp-OutputArea").inner_text()
                 assert "VBox(children" not in text and "Error" not in text, f"{name}: {text[:300]}"
+                cap = cell.locator(".jp-OutputArea .medsynth-caption").last
+                assert cap.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), f"{name}: caption cut off"
+                assert "run the cells above" in cell.locator(".jp-OutputArea .medsynth-note").last.inner_text()
                 before = _state(cell)
                 assert before[0].startswith("blob:") or before[0].startswith("data:"), f"{name}: no picture"
                 moved = _move_first_control(page, cell)

@@ -32,26 +32,45 @@ def test_retina_view_pure_function():
 
 
 def test_explorer_builds():
+    from medsynth.widgets import LIVE_NOTE, parts
     w = retina_explorer(size=(48, 60), n_frames=3)
-    assert len(w.children) == 3
+    rows, pic, cap = parts(w)
+    assert [c.description for c in rows[0]] == ["seed", "severity", "frame"] and cap.startswith("seed 0")
+    assert LIVE_NOTE in w.children[-1].value
 
 
 def test_explorer_redraws_when_a_control_moves():
+    from medsynth.widgets import parts
     w = retina_explorer(size=(48, 60), n_frames=3)
-    controls, pic, cap = w.children
-    before = (pic.value, cap.value)
-    controls.children[2].value = 2  # the frame slider
-    assert bytes(pic.value).startswith(b"\x89PNG") and bytes(pic.value) != bytes(before[0])
-    assert "frame 2" in cap.value and cap.value != before[1]
+    (controls,), pic, cap = parts(w)
+    before = (bytes(pic.value), cap)
+    controls[2].value = 2  # the frame slider
+    assert bytes(pic.value).startswith(b"\x89PNG") and bytes(pic.value) != before[0]
+    assert "frame 2" in parts(w)[2] and parts(w)[2] != before[1]
 
 
 def test_chapter05_explorers_build_and_redraw():
-    from medsynth.widgets import knowledge_explorer, video_explorer
+    from medsynth.widgets import knowledge_explorer, parts, video_explorer
     rng = np.random.default_rng(0)
     frames = rng.random((4, 16, 16))
     kw = knowledge_explorer(frames, frames[-1] > 0.5)
     kw.children[0].children[0].value = 10.0  # threshold
-    assert "threshold 10/255" in kw.children[2].value
+    assert "threshold 10/255" in parts(kw)[2]
     vw = video_explorer(rng.random((16, 16, 3)), frames, frames[::-1])
     vw.children[0].children[0].value = 3
-    assert vw.children[2].value.startswith("frame 4/4")
+    assert parts(vw)[2].startswith("frame 4/4")
+
+
+def test_explorer_pictures_have_a_visible_edge_and_captions_wrap() -> None:
+    """Issue 16.2: a white panel keeps a grey edge on a white page; the caption is wrapping HTML, escaped."""
+    import io
+
+    from PIL import Image
+
+    from medsynth.widgets import _live, parts
+    w = _live([], lambda: (np.ones((4, 6)), "a < b & c"))
+    _, pic, cap = parts(w)
+    px = np.asarray(Image.open(io.BytesIO(bytes(pic.value))))
+    assert px.shape == (6, 8) and px[0].max() < 200 and px[:, 0].max() < 200 and px[1:-1, 1:-1].min() == 255
+    assert cap == "a < b & c" and w.children[-2].value == "a &lt; b &amp; c"
+    assert "medsynth-caption" in w.children[-2]._dom_classes

@@ -145,18 +145,18 @@ def test_explorer_views():
 
 def test_widgets_build():
     pytest.importorskip("ipywidgets")
-    from medsynth.widgets import fusion_explorer, structure_explorer
     from medsynth.structure import fusion_view, structure_view
+    from medsynth.widgets import fusion_explorer, parts, structure_explorer
     ims = {"square": square(), "noise": np.random.default_rng(0).random((32, 32))}
     w = structure_explorer(ims)
-    *rows, pic, cap = w.children
-    assert cap.value == structure_view(ims["square"])[1]          # the caption of the pure function
+    rows, pic, cap = parts(w)
+    assert cap == structure_view(ims["square"])[1]                # the caption of the pure function
     before = bytes(pic.value)
-    alpha = next(c for row in rows for c in row.children if c.description == "alpha")
+    alpha = next(c for row in rows for c in row if c.description == "alpha")
     alpha.value = 0.2
-    assert bytes(pic.value) != before and cap.value == structure_view(ims["square"], alpha=0.2)[1]
+    assert bytes(pic.value) != before and parts(w)[2] == structure_view(ims["square"], alpha=0.2)[1]
     f = fusion_explorer(ims)
-    assert f.children[-1].value == fusion_view(ims["square"], 0.5, 0.6, 0)[1]
+    assert parts(f)[2] == fusion_view(ims["square"], 0.5, 0.6, 0)[1]
 
 
 def test_real_images_when_present(shared_data):
@@ -183,17 +183,17 @@ def test_real_images_when_present(shared_data):
 
 def test_structure_explorer_uses_given_settings_and_reports_vessels():
     pytest.importorskip("ipywidgets")
-    from medsynth.widgets import structure_explorer
+    from medsynth.widgets import parts, structure_explorer
     x = square()
     ves = np.zeros_like(x, bool); ves[18:22, 18:46] = True          # the square's top edge as "vessels"
     alg = {"sq": {"alpha": 0.2, "median": 3}}
     w = structure_explorer({"sq": x}, alg1=alg, vessels={"sq": (ves, None)})
-    *rows, pic, cap = w.children
-    alpha = next(c for row in rows for c in row.children if c.description == "alpha")
+    rows, pic, cap = parts(w)
+    alpha = next(c for row in rows for c in row if c.description == "alpha")
     assert alpha.value == pytest.approx(0.2)                       # the notebook's setting, not the library default
     p = {**ALG1_DEFAULTS, "alpha": 0.2, "median": 3}
-    assert cap.value == structure_view(x, vessels=ves, **p)[1] and "recall" in cap.value
-    assert float(cap.value.split("recall ")[1]) > 0               # the map finds the top edge
+    assert cap == structure_view(x, vessels=ves, **p)[1] and "recall" in cap
+    assert float(cap.split("recall ")[1]) > 0               # the map finds the top edge
 
 
 def test_synthesis_view_feeds_s_prime_through_g():

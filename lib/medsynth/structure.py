@@ -255,7 +255,7 @@ def fusion_view(x: np.ndarray, alpha1: float = 0.5, alpha2: float = 0.6, seed: i
     m = organ_mask(x, **(alg2 or {}))
     a1, a2 = min(alpha1, alpha2), max(alpha1, alpha2)
     f = fuse_noise(s, m, a1, a2, seed)["s_fused"]
-    pad = np.ones((s.shape[0], 2), np.float32)
+    pad = np.full((s.shape[0], 2), 0.5, np.float32)  # grey: m is white outside the organ, like the page
     img = np.clip(np.concatenate([s, pad, m, pad, f], 1), 0, 1)
     inside = (m < 0.5) & (s < 0.5)
     rng_txt = f"[{f[inside].min():.3f}, {f[inside].max():.3f}]" if inside.any() else "(no organ pixels)"

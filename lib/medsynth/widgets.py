@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["retina_view", "retina_explorer", "knowledge_explorer", "video_frame_view", "video_explorer",
+__all__ = ["parts", "LIVE_NOTE", "retina_view", "retina_explorer", "knowledge_explorer", "video_frame_view", "video_explorer",
            "structure_explorer", "fusion_explorer", "medgan_view", "medgan_explorer"]
 
 
@@ -45,28 +45,53 @@ def _png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _frame(img: np.ndarray) -> np.ndarray:
+    """A 1-px mid-grey frame, so white panels (an organ mask's outside) keep a visible edge on a white page."""
+    return np.pad(img, [(1, 1), (1, 1)] + [(0, 0)] * (img.ndim - 2), constant_values=0.5)
+
+
 def _upscale(img: np.ndarray, min_h: int) -> np.ndarray:
     """Nearest-neighbour enlargement of small images so the widget shows pixels, not a blur."""
     k = max(1, int(np.ceil(min_h / img.shape[0])))
     return img.repeat(k, 0).repeat(k, 1) if k > 1 else img
 
 
+# Captions wrap (a Label never does: the structure explorer's caption needed ~1500 px and was cut off), and a
+# saved notebook's explorer is a still snapshot until its cells run, so each explorer says so.
+_STYLE = ("<style>.medsynth-caption .widget-html-content{white-space:normal;line-height:1.35}"
+          ".medsynth-note .widget-html-content{color:#777;font-style:italic}</style>")
+LIVE_NOTE = "A saved notebook shows a still picture here: run the cells above to make this explorer live."
+
+
 def _live(rows: Sequence[Sequence], view: Callable[[], tuple[np.ndarray, str]], min_h: int = 0):
-    """The explorers' common frame: rows of controls above a picture and a caption, redrawn from
-    ``view() -> (image in [0,1], caption)`` whenever any control changes."""
+    """The explorers' common frame: rows of controls above a picture, its caption and the "run the cells
+    above" note, redrawn from ``view() -> (image in [0,1], caption)`` whenever any control changes.
+    :func:`parts` takes such a box apart again (tests, notebooks)."""
+    import html
+
     import ipywidgets as W
 
-    pic, cap = W.Image(format="png"), W.Label()
+    pic = W.Image(format="png")
+    cap = W.HTML(layout=W.Layout(width="100%")).add_class("medsynth-caption")
+    note = W.HTML(_STYLE + html.escape(LIVE_NOTE)).add_class("medsynth-note")
 
     def draw(*_):
         img, text = view()
-        pic.value, cap.value = _png(_upscale(img, min_h)), text
+        pic.value, cap.value = _png(_frame(_upscale(img, min_h))), html.escape(text, quote=False)
 
     for row in rows:
         for w in row:
             w.observe(draw, names="value")
     draw()
-    return W.VBox([W.HBox(list(row)) for row in rows] + [pic, cap])
+    return W.VBox([W.HBox(list(row)) for row in rows] + [pic, cap, note])
+
+
+def parts(box) -> tuple[list, object, str]:
+    """An explorer box as (rows of controls, picture widget, caption as plain text)."""
+    import html
+
+    *rows, pic, cap, _note = box.children
+    return [list(r.children) for r in rows], pic, html.unescape(cap.value)
 
 
 def retina_explorer(size: tuple[int, int] = (192, 240), n_frames: int = 9):

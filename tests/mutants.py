@@ -45,12 +45,14 @@ def stage(work: Path, modules: list[str]) -> None:
     shutil.copytree(REPO / "lib" / "medsynth", work / "src" / "medsynth",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.ipynb"))
+    shutil.copytree(REPO / "data_scripts", work / "data_scripts", ignore=shutil.ignore_patterns("__pycache__"))
     tests = sorted({t for m in modules for t in MODULES[m]})
     only = [f"src/medsynth/{m}.py" if (REPO / "lib" / "medsynth" / f"{m}.py").is_file() else f"src/medsynth/{m}/*"
             for m in modules]
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
         'source_paths = ["src"]\n'
+        'also_copy = ["data_scripts"]\n'
         f"only_mutate = {json.dumps(only)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         'pytest_add_cli_args = ["-q", "-x", "-p", "no:cacheprovider", "-p", "no:nbval", "-m", "not slow"]\n'

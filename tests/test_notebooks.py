@@ -104,3 +104,14 @@ def test_papermill_reads_every_parameter(path: Path) -> None:
     assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
     assert assigned == set(papermill.inspect_notebook(str(path)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_opens_clean_in_jupyterlab(path: Path) -> None:
+    """The kernelspec JupyterLab 4 writes; any other makes the notebook open with unsaved changes (seen in the
+    browser: "Python 3" -> "Python 3 (ipykernel)"), so trusting or closing it rewrites the file."""
+    from browser_explorers import KERNELSPEC
+
+    meta = nbformat.read(path, as_version=4).metadata
+    assert dict(meta.kernelspec) == KERNELSPEC
+    assert meta.language_info["name"] == "python" and "version" in meta.language_info

@@ -162,3 +162,28 @@ def test_dataset_crops_tree_photo_and_smooth_copy_together():
                     assert torch.equal(win(full_src), it["src"]) and torch.equal(win(full_sm), it["dst_smooth"])
                     found = True
     assert found
+
+
+def test_feature_matching_uses_one_set_of_discriminator_weights():
+    """pix2pixHD's order (G step before D step): the logged G_fm and G_adv equal those computed by hand with copies
+    of G and D taken before the step; D moves afterwards. (D-before-G would score fake features on an updated D.)"""
+    import copy
+
+    from medsynth.losses import feature_matching_loss
+
+    task = _tiny()
+    b = _batch()
+    G0, D0 = copy.deepcopy(task.nets["G"]), copy.deepcopy(task.nets["D"])
+    order: list[str] = []
+    for k, opt in task.opts.items():
+        opt.register_step_post_hook(lambda o, a, kw, k=k: order.append(k))
+    logs = task.train_step(b, _ctx(task))
+    with torch.no_grad():
+        fake = G0(b["src"])
+        f_fake = D0(torch.cat([b["src"], fake], 1), features=True)
+        f_real = D0(torch.cat([b["src"], b["dst"]], 1), features=True)
+        fm, adv = feature_matching_loss(f_fake, f_real), task.gan(f_fake, True)
+    assert logs["G_fm"].item() == pytest.approx(fm.item(), rel=1e-5) and fm.item() > 0
+    assert logs["G_adv"].item() == pytest.approx(adv.item(), rel=1e-5)
+    assert order == ["G", "D"]
+    assert all(not torch.equal(a, c) for a, c in zip(D0.parameters(), task.nets["D"].parameters()))

@@ -196,11 +196,13 @@ class RetiGANTask(GANTask):
             self.vgg.to(ctx.device)
         with ctx.autocast():
             fake = G(src)
+        # pix2pixHD's order (as chapter 01's, NVIDIA train.py: optimizer_G.step() before optimizer_D.step()):
+        # every D pass of the iteration sees the same D weights, so the feature-matching targets (real features)
+        # and the fake features come from one discriminator; D is updated last, from the graph built here
         set_requires_grad(D, True)
         with ctx.autocast():
             terms, d_real = self.d_terms(src, dst, fake.detach(), batch.get("dst_smooth"))
             loss_d = sum(terms.values())
-        ctx.update(loss_d, "D")
         set_requires_grad(D, False)
         with ctx.autocast():
             g_fake = D(torch.cat([src, fake], 1), features=True)
@@ -210,6 +212,7 @@ class RetiGANTask(GANTask):
             loss_g = self.w_adv * adv + self.w_vgg * vgg + self.w_fm * fm
         ctx.update(loss_g, "G")
         set_requires_grad(D, True)
+        ctx.update(loss_d, "D")   # the graph of loss_d holds no G parameter (fake was detached)
         out = {"D": loss_d.detach(), **{f"D_{k}": v.detach() for k, v in terms.items()},
                "G": loss_g.detach(), "G_adv": adv.detach(), "G_fm": fm.detach(), "G_vgg": vgg.detach(),
                "L1": (fake.detach() - dst).abs().mean()}

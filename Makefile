@@ -7,7 +7,7 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.medsynth-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env course test lab reference mutants clean-runs
+.PHONY: env course test lint lab reference mutants bench clean-runs
 
 env: $(STAMP)
 
@@ -23,12 +23,24 @@ course: $(STAMP)
 reference: $(STAMP)
 	$(PY) -m medsynth.reference $(ARGS)
 
-test: $(STAMP)
+# Lint and format check (ruff, configured in pyproject.toml), then the tests.
+LINT_PATHS := lib tests data_scripts benchmarks notebooks
+lint: $(STAMP)
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
+
+test: lint
 	$(PY) -m pytest $(ARGS)
 
 # Mutation testing of the core modules against the fast unit tests (slow; not part of `make test`).
 mutants: $(STAMP)
 	$(PY) tests/mutants.py $(ARGS)
+
+# Speed/memory table of every chapter (quick + paper resolution) -> results/bench/<device>.json/.md; 1 CPU thread.
+# e.g. make bench ARGS="--chapters 01 --settings quick --repeats 3"; ARGS="--reference ~/src/pix2pixHD ..."
+bench: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench.py $(ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loader.py
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

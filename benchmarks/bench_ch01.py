@@ -15,6 +15,7 @@ time is the same as with the pretrained file, which a benchmark does not need.
 
 Numbers are printed as a table; nothing is asserted (timings depend on the machine and its load).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,14 +67,18 @@ class _Empty(Dataset):
         raise RuntimeError("the benchmark feeds batches itself")
 
 
-def run_one(model: str, size: int, device: str, amp: str, channels_last: bool, steps: int, warmup: int,
-            widths: str) -> dict:
+def run_one(
+    model: str, size: int, device: str, amp: str, channels_last: bool, steps: int, warmup: int, widths: str
+) -> dict:
     torch.manual_seed(0)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     task, bs = build(model, size, widths)
     with tempfile.TemporaryDirectory() as tmp:
-        tr = Trainer(task, _Empty(), TrainConfig(steps=1, out_dir=tmp, device=device, amp=amp,
-                                                 channels_last=channels_last, progress=False))
+        tr = Trainer(
+            task,
+            _Empty(),
+            TrainConfig(steps=1, out_dir=tmp, device=device, amp=amp, channels_last=channels_last, progress=False),
+        )
     ctx, dev = tr.ctx, tr.device
     batch = ctx.to_device({"src": torch.rand(bs, 3, size, size) * 2 - 1, "dst": torch.rand(bs, 1, size, size) * 2 - 1})
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -84,7 +89,7 @@ def run_one(model: str, size: int, device: str, amp: str, channels_last: bool, s
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     times = []
-    for i in range(steps):
+    for _ in range(steps):
         t0 = time.perf_counter()
         task.train_step(batch, ctx)
         sync()
@@ -95,12 +100,21 @@ def run_one(model: str, size: int, device: str, amp: str, channels_last: bool, s
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
     params = sum(count_params(n) for n in task.nets.values())
     times.sort()
-    return {"model": model, "size": size, "device": str(dev), "amp": str(tr.amp_dtype).replace("torch.", "") if tr.amp_dtype else "fp32",
-            "channels_last": tr.channels_last, "batch": bs, "params_M": round(params / 1e6, 2),
-            "step_s": round(times[len(times) // 2], 4), "min_step_s": round(times[0], 4),
-            "img_per_s": round(bs / times[len(times) // 2], 2),
-            "peak_mb": round(peak, 1), "peak_kind": "cuda max_allocated" if dev.type == "cuda" else "RSS growth",
-            "widths": widths}
+    return {
+        "model": model,
+        "size": size,
+        "device": str(dev),
+        "amp": str(tr.amp_dtype).replace("torch.", "") if tr.amp_dtype else "fp32",
+        "channels_last": tr.channels_last,
+        "batch": bs,
+        "params_M": round(params / 1e6, 2),
+        "step_s": round(times[len(times) // 2], 4),
+        "min_step_s": round(times[0], 4),
+        "img_per_s": round(bs / times[len(times) // 2], 2),
+        "peak_mb": round(peak, 1),
+        "peak_kind": "cuda max_allocated" if dev.type == "cuda" else "RSS growth",
+        "widths": widths,
+    }
 
 
 def configs(device: torch.device) -> list[tuple[str, bool]]:
@@ -110,14 +124,19 @@ def configs(device: torch.device) -> list[tuple[str, bool]]:
 
 
 def table(rows: list[dict]) -> str:
-    head = f"{'model':<13}{'size':>5}{'amp':>6}{'ch_last':>8}{'batch':>6}{'params M':>10}{'s/step':>9}{'img/s':>8}{'peak MB':>10}"
+    head = (
+        f"{'model':<13}{'size':>5}{'amp':>6}{'ch_last':>8}{'batch':>6}"
+        f"{'params M':>10}{'s/step':>9}{'img/s':>8}{'peak MB':>10}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         if "error" in r:
             lines.append(f"{r['model']:<13}{r['size']:>5}{r['amp']:>6}{str(r['channels_last']):>8}  ERROR {r['error']}")
             continue
-        lines.append(f"{r['model']:<13}{r['size']:>5}{r['amp']:>6}{str(r['channels_last']):>8}{r['batch']:>6}"
-                     f"{r['params_M']:>10.2f}{r['step_s']:>9.3f}{r['img_per_s']:>8.2f}{r['peak_mb']:>10.0f}")
+        lines.append(
+            f"{r['model']:<13}{r['size']:>5}{r['amp']:>6}{str(r['channels_last']):>8}{r['batch']:>6}"
+            f"{r['params_M']:>10.2f}{r['step_s']:>9.3f}{r['img_per_s']:>8.2f}{r['peak_mb']:>10.0f}"
+        )
     return "\n".join(lines)
 
 
@@ -133,6 +152,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--one", type=str, default=None, help=argparse.SUPPRESS)  # internal: one config, JSON out
     a = p.parse_args(argv)
     from medsynth import pick_device
+
     device = pick_device(a.device)
     cuda = device.type == "cuda"
     steps = a.steps or (10 if cuda else 2)
@@ -141,9 +161,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         model, size, amp, cl = a.one.split(",")
         print(json.dumps(run_one(model, int(size), a.device, amp, cl == "1", steps, warmup, a.widths)))
         return []
-    print(f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if cuda else
-                                 f" ({torch.get_num_threads()} threads)") + f", torch {torch.__version__}, "
-          f"{steps} timed steps after {warmup} warm-up, median shown", flush=True)
+    print(
+        f"device: {device}"
+        + (f" ({torch.cuda.get_device_name(device)})" if cuda else f" ({torch.get_num_threads()} threads)")
+        + f", torch {torch.__version__}, "
+        f"{steps} timed steps after {warmup} warm-up, median shown",
+        flush=True,
+    )
     rows = []
     for size in a.sizes:
         for model in a.models:
@@ -152,15 +176,38 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     try:
                         row = run_one(model, size, a.device, amp, cl, steps, warmup, a.widths)
                     except torch.OutOfMemoryError as exc:
-                        row = {"model": model, "size": size, "amp": amp, "channels_last": cl, "error": f"OOM {exc}"[:80]}
+                        row = {
+                            "model": model,
+                            "size": size,
+                            "amp": amp,
+                            "channels_last": cl,
+                            "error": f"OOM {exc}"[:80],
+                        }
                     torch.cuda.empty_cache()
                 else:  # a subprocess per config, so peak RSS belongs to that config alone
-                    cmd = [sys.executable, __file__, "--device", a.device, "--steps", str(steps), "--warmup",
-                           str(warmup), "--widths", a.widths, "--one", f"{model},{size},{amp},{int(cl)}"]
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--device",
+                        a.device,
+                        "--steps",
+                        str(steps),
+                        "--warmup",
+                        str(warmup),
+                        "--widths",
+                        a.widths,
+                        "--one",
+                        f"{model},{size},{amp},{int(cl)}",
+                    ]
                     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
                     if out.returncode:
-                        row = {"model": model, "size": size, "amp": amp, "channels_last": cl,
-                               "error": out.stderr.strip().splitlines()[-1][:80]}
+                        row = {
+                            "model": model,
+                            "size": size,
+                            "amp": amp,
+                            "channels_last": cl,
+                            "error": out.stderr.strip().splitlines()[-1][:80],
+                        }
                     else:
                         row = json.loads(out.stdout.strip().splitlines()[-1])
                 rows.append(row)

@@ -12,6 +12,7 @@ paper's size and widths (256x256, 8 encoder stages, ngf 64) by default, or at th
 
 Numbers are printed as a table; nothing is asserted (timings depend on the machine and its load).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,27 +60,49 @@ def main(argv: list[str] | None = None) -> int:
     w = WIDTHS[args.widths]
     dev = torch.device(args.device)
     torch.manual_seed(0)
-    nets = {"CasNet (6 U-blocks)": CasNet(1, 1, 6, w["num_downs"], w["ngf"]),
-            "one U-block": ublock(1, 1, w["num_downs"], w["ngf"]),
-            "pix2pix U-Net": UNetGenerator(1, 1, w["num_downs"], w["ngf"])}
+    nets = {
+        "CasNet (6 U-blocks)": CasNet(1, 1, 6, w["num_downs"], w["ngf"]),
+        "one U-block": ublock(1, 1, w["num_downs"], w["ngf"]),
+        "pix2pix U-Net": UNetGenerator(1, 1, w["num_downs"], w["ngf"]),
+    }
     x = torch.rand(args.batch, 1, w["size"], w["size"], device=dev) * 2 - 1
     rows = []
-    print(f"device {dev}, threads {torch.get_num_threads()}, {args.widths} widths: {w['size']}x{w['size']}, "
-          f"batch {args.batch}, {args.reps} timed calls after {args.warmup} warm-up")
+    print(
+        f"device {dev}, threads {torch.get_num_threads()}, {args.widths} widths: {w['size']}x{w['size']}, "
+        f"batch {args.batch}, {args.reps} timed calls after {args.warmup} warm-up"
+    )
     print(f"{'network':<22}{'parameters':>14}{'ms / image (median)':>22}{'min':>9}")
     for name, net in nets.items():
         net = net.to(dev).eval()
         secs = time_net(net, x, args.reps, args.warmup)
         per = [1000 * s / args.batch for s in secs]
-        rows.append({"network": name, "params": count_params(net), "ms_per_image_median": statistics.median(per),
-                     "ms_per_image_min": min(per), "reps": args.reps})
+        rows.append(
+            {
+                "network": name,
+                "params": count_params(net),
+                "ms_per_image_median": statistics.median(per),
+                "ms_per_image_min": min(per),
+                "reps": args.reps,
+            }
+        )
         print(f"{name:<22}{rows[-1]['params']:>14,}{rows[-1]['ms_per_image_median']:>22.1f}{min(per):>9.1f}")
         del net
     print(f"paper: {PAPER['inference_ms_titan_x']} ms per 256x256 image for MedGAN on a Titan X GPU")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"device": str(dev), "threads": torch.get_num_threads(), "widths": args.widths,
-                                         "batch": args.batch, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "device": str(dev),
+                    "threads": torch.get_num_threads(),
+                    "widths": args.widths,
+                    "batch": args.batch,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ not in tests). ``--n 100`` is the acceptance run; ``--quick`` does 10.
     python benchmarks/bench_phantoms.py            # 100 pairs + the rest
     python benchmarks/bench_phantoms.py --quick
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,20 +41,32 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     rows.append(("retina pair 576x720 (fundus+FA+11 masks)", n, *timed(lambda i: make_retina(i, (576, 720), 0.5), n)))
     k = max(2, n // 10)
-    rows.append(("retina pair + 12-frame sequence 576x720", k,
-                 *timed(lambda i: make_retina(i, (576, 720), 0.5, n_frames=12), k)))
+    rows.append(
+        (
+            "retina pair + 12-frame sequence 576x720",
+            k,
+            *timed(lambda i: make_retina(i, (576, 720), 0.5, n_frames=12), k),
+        )
+    )
     rows.append(("retina pair 256x256", n, *timed(lambda i: make_retina(i, (256, 256), 0.5), n)))
     w0, c0 = time.perf_counter(), time.process_time()
     make_brain(0, (64, 64))  # first MNI slice: reads the MNI152 template slab once (lru_cache)
     rows.append(("MNI152 template read (once per process)", 1, time.perf_counter() - w0, time.process_time() - c0))
     nb = 200 if not a.quick else 20  # issue 19: 200 slices at 240x240 in seconds
     rows.append(("brain slice 240x240 MNI anatomy (4 contrasts)", nb, *timed(lambda i: make_brain(i), nb)))
-    rows.append(("brain slice 240x240 ellipse (4 contrasts)", nb, *timed(lambda i: make_brain(i, anatomy="ellipse"), nb)))
+    rows.append(
+        ("brain slice 240x240 ellipse (4 contrasts)", nb, *timed(lambda i: make_brain(i, anatomy="ellipse"), nb))
+    )
     rows.append(("brain slice 64x64 MNI (ch04 quick size)", nb, *timed(lambda i: make_brain(i, (64, 64)), nb)))
     rows.append(("brain + MedGAN degradations", n, *timed(lambda i: medgan_set(make_brain(i), i), n)))
     with tempfile.TemporaryDirectory() as d:
-        rows.append(("write_phantoms retina 576x720 (PNG)", k,
-                     *timed(lambda i: write_phantoms(Path(d) / f"r{i}", "retina", {"train": 1}, (576, 720), i), k)))
+        rows.append(
+            (
+                "write_phantoms retina 576x720 (PNG)",
+                k,
+                *timed(lambda i: write_phantoms(Path(d) / f"r{i}", "retina", {"train": 1}, (576, 720), i), k),
+            )
+        )
     print(f"cpu cores: {os.cpu_count()}, torch threads irrelevant (numpy/scipy only)")
     print(f"{'what':46s} {'n':>5s} {'wall s':>8s} {'cpu s':>8s} {'ms/item':>8s}")
     for what, cnt, wall, cpu in rows:

@@ -2,6 +2,7 @@
 
 Not part of the installed library on purpose: these scripts run once per machine, from a checkout.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,16 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "lib") not in sys.path:  # let the scripts run from a checkout without an install
     sys.path.insert(0, str(REPO / "lib"))
 
-__all__ = ["DataError", "sha256sum", "safe_extract", "read_checked", "download", "open_source", "cli",
-           "add_output_args"]
+__all__ = [
+    "DataError",
+    "sha256sum",
+    "safe_extract",
+    "read_checked",
+    "download",
+    "open_source",
+    "cli",
+    "add_output_args",
+]
 
 
 class DataError(RuntimeError):
@@ -77,6 +86,7 @@ def read_checked(path: Path, size: tuple[int, int] | None = None, mode: str | No
     """Read an image, raising :class:`DataError` naming ``path`` if missing, unreadable or of the wrong
     (H, W) ``size``. ``mode``: PIL mode to convert to ("RGB", "L")."""
     from PIL import Image
+
     if not path.is_file():
         raise DataError(f"missing file: {path}")
     try:
@@ -103,8 +113,10 @@ def download(url: str, dest: Path, sha256: str | None, timeout: float = 30.0) ->
             shutil.copyfileobj(r, f)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         part.unlink(missing_ok=True)
-        raise DataError(f"could not download {url} ({e}). If you are offline, download it on another machine "
-                        f"and put it at {dest}, or pass the local file/folder to the converter.") from e
+        raise DataError(
+            f"could not download {url} ({e}). If you are offline, download it on another machine "
+            f"and put it at {dest}, or pass the local file/folder to the converter."
+        ) from e
     got = sha256sum(part)
     if sha256 is not None and got != sha256:
         part.unlink(missing_ok=True)
@@ -128,8 +140,9 @@ def open_source(src: str | Path, workdir: Path) -> Path:
 def add_output_args(ap: argparse.ArgumentParser) -> None:
     """The converters' shared flags: ``--overwrite`` (replace an existing output folder, only once the new
     one is complete) and ``--debug`` (a full traceback instead of the one-line error)."""
-    ap.add_argument("--overwrite", action="store_true",
-                    help="replace the output folder if it exists (default: refuse, naming it)")
+    ap.add_argument(
+        "--overwrite", action="store_true", help="replace the output folder if it exists (default: refuse, naming it)"
+    )
     ap.add_argument("--debug", action="store_true", help="show the full traceback on an error")
 
 

@@ -9,6 +9,7 @@ inside the brain), ``labels``, ``mask_brain`` (any contrast > 0: BraTS is skull-
 Needs nibabel: ``pip install medsynth[nifti]``. Usage:
 ``python data_scripts/convert_brats.py BraTS_dir data/brats --slices 5 --test-fraction 0.2``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,14 @@ def _load(p: Path, shape: tuple[int, ...]) -> np.ndarray:
     return v
 
 
-def convert_brats(src: str | Path, out: str | Path, slices: int = 5, test_fraction: float = 0.2,
-                  shape: tuple[int, int, int] = BRATS_SHAPE, overwrite: bool = False) -> Path:
+def convert_brats(
+    src: str | Path,
+    out: str | Path,
+    slices: int = 5,
+    test_fraction: float = 0.2,
+    shape: tuple[int, int, int] = BRATS_SHAPE,
+    overwrite: bool = False,
+) -> Path:
     """Keep the ``slices`` axial slices with the largest tumour area per case (spread apart)."""
     with tempfile.TemporaryDirectory() as work:
         root = open_source(src, Path(work))

@@ -11,6 +11,7 @@ Every photograph must have its manual annotation and FOV mask, all 584x565 (HxW)
 an error naming the file (a test-split archive without annotations is converted without
 ``mask_vessels``). Usage: ``python data_scripts/convert_drive.py DRIVE.zip data/drive``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,9 @@ def find_root(folder: Path) -> Path:
     raise DataError(f"no DRIVE split (training/images or test/images) under {folder}")
 
 
-def convert_drive(src: str | Path, out: str | Path, size: tuple[int, int] = DRIVE_SIZE, overwrite: bool = False) -> Path:
+def convert_drive(
+    src: str | Path, out: str | Path, size: tuple[int, int] = DRIVE_SIZE, overwrite: bool = False
+) -> Path:
     out = Path(out)
     with tempfile.TemporaryDirectory() as work:
         root = find_root(open_source(src, Path(work)))
@@ -68,9 +71,17 @@ def convert_drive(src: str | Path, out: str | Path, size: tuple[int, int] = DRIV
                         if q.name.split("_")[0] not in ids:
                             raise DataError(f"unpaired annotation (no photograph in {d / 'images'}): {q}")
                 splits[split] = ids
-            write_meta(tmp, {"kind": "drive", "source": str(src), "size": list(size), "splits": splits,
-                             "citation": "Staal et al., Ridge-based vessel segmentation in color images of the "
-                                         "retina, IEEE TMI 23(4):501-509, 2004"})
+            write_meta(
+                tmp,
+                {
+                    "kind": "drive",
+                    "source": str(src),
+                    "size": list(size),
+                    "splits": splits,
+                    "citation": "Staal et al., Ridge-based vessel segmentation in color images of the "
+                    "retina, IEEE TMI 23(4):501-509, 2004",
+                },
+            )
     return out
 
 

@@ -9,6 +9,7 @@ points as ``<split>/points/<id>.txt``. A missing partner image or ground-truth f
 naming it. These pairs are photo/photo: useful for studying the misregistration that real CF/FA
 pairs have (Fundus2Video Sec. 2.3).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,13 @@ from medsynth.data.layout import atomic_dir, write_image, write_meta
 FIRE_SIZE = (2912, 2912)
 
 
-def convert_fire(src: str | Path, out: str | Path, size: int | None = 1024, expect: tuple[int, int] = FIRE_SIZE,
-                 overwrite: bool = False) -> Path:
+def convert_fire(
+    src: str | Path,
+    out: str | Path,
+    size: int | None = 1024,
+    expect: tuple[int, int] = FIRE_SIZE,
+    overwrite: bool = False,
+) -> Path:
     with tempfile.TemporaryDirectory() as work:
         root = open_source(src, Path(work))
         img_dir = next((p for p in [root, *root.rglob("*")] if p.is_dir() and p.name == "Images"), None)
@@ -62,8 +68,15 @@ def convert_fire(src: str | Path, out: str | Path, size: int | None = 1024, expe
                 (tmp / "test" / "points").mkdir(parents=True, exist_ok=True)
                 np.savetxt(tmp / "test" / "points" / f"{iid}.txt", pts, fmt="%.2f", header="x1 y1 x2 y2")
                 ids.append(iid)
-            write_meta(tmp, {"kind": "fire", "source": str(src), "splits": {"test": ids},
-                             "size": [size, size] if size else list(expect)})
+            write_meta(
+                tmp,
+                {
+                    "kind": "fire",
+                    "source": str(src),
+                    "splits": {"test": ids},
+                    "size": [size, size] if size else list(expect),
+                },
+            )
     return Path(out)
 
 

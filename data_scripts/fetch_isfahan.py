@@ -37,6 +37,7 @@ Usage::
 
 ``--pairs`` also takes a CSV with lines ``fundus_path,angio_path[,split]`` (paths relative to it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,14 +85,18 @@ def read_modality(path: Path, kind: str, size: tuple[int, int] = ISFAHAN_SIZE) -
     spread = colour_spread(arr)
     if kind == "photo":
         if spread < COLOUR_SPREAD:
-            raise DataError(f"expected a colour fundus photograph, but {path} is grey (colour spread {spread:.1f} "
-                            f"< {COLOUR_SPREAD}); photograph and angiogram swapped? In NORMAL/ the photograph is "
-                            "<n>-<n>.jpg, in ABNORMAL/ it is <n>.jpg")
+            raise DataError(
+                f"expected a colour fundus photograph, but {path} is grey (colour spread {spread:.1f} "
+                f"< {COLOUR_SPREAD}); photograph and angiogram swapped? In NORMAL/ the photograph is "
+                "<n>-<n>.jpg, in ABNORMAL/ it is <n>.jpg"
+            )
         return np.ascontiguousarray(arr if arr.ndim == 3 else np.repeat(arr[..., None], 3, -1))
     if spread >= COLOUR_SPREAD:
-        raise DataError(f"expected a grey angiogram, but {path} is in colour (colour spread {spread:.1f} >= "
-                        f"{COLOUR_SPREAD}); photograph and angiogram swapped? In NORMAL/ the angiogram is <n>.jpg, "
-                        "in ABNORMAL/ it is <n>-<n>.jpg")
+        raise DataError(
+            f"expected a grey angiogram, but {path} is in colour (colour spread {spread:.1f} >= "
+            f"{COLOUR_SPREAD}); photograph and angiogram swapped? In NORMAL/ the angiogram is <n>.jpg, "
+            "in ABNORMAL/ it is <n>-<n>.jpg"
+        )
     return arr if arr.ndim == 2 else np.round(arr[..., :3].astype(np.float32).mean(-1)).astype(np.uint8)
 
 
@@ -100,8 +105,14 @@ def find_pairs(root: Path) -> dict[str, dict[int, tuple[Path, Path]]]:
     found: dict[str, dict[int, tuple[Path, Path]]] = {}
     for group in ("normal", "abnormal"):
         # the folder named like the group that holds the images (an archive may nest NORMAL/ in normal/)
-        d = next((p for p in sorted(root.rglob("*")) if p.is_dir() and p.name.lower() == group
-                  and any(f.suffix.lower() in _EXT for f in p.iterdir())), None)
+        d = next(
+            (
+                p
+                for p in sorted(root.rglob("*"))
+                if p.is_dir() and p.name.lower() == group and any(f.suffix.lower() in _EXT for f in p.iterdir())
+            ),
+            None,
+        )
         if d is None:
             continue
         plain, dashed = {}, {}
@@ -138,8 +149,13 @@ def parse_selection(text: str) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def select(found: dict[str, dict[int, tuple[Path, Path]]], selection: dict[str, tuple[int, ...]] | None,
-           n_test: int | None, seed: int = 0, test_every: int = 4) -> list[tuple[Path, Path, str, str]]:
+def select(
+    found: dict[str, dict[int, tuple[Path, Path]]],
+    selection: dict[str, tuple[int, ...]] | None,
+    n_test: int | None,
+    seed: int = 0,
+    test_every: int = 4,
+) -> list[tuple[Path, Path, str, str]]:
     """(photo, angio, id, split). ``selection``: the training pairs (None: all pairs, every
     ``test_every``-th to test); ``n_test``: how many of the other pairs go to test (None: all)."""
     items = [(g, n) for g in ("abnormal", "normal") for n in sorted(found.get(g, {}))]
@@ -149,14 +165,19 @@ def select(found: dict[str, dict[int, tuple[Path, Path]]], selection: dict[str, 
         for g, nums in selection.items():
             for n in nums:
                 if n not in found.get(g, {}):
-                    raise DataError(f"pair {g} {n} of the selection is missing from the dataset "
-                                    f"({g.upper()}/{n}.jpg and {n}-{n}.jpg)")
+                    raise DataError(
+                        f"pair {g} {n} of the selection is missing from the dataset "
+                        f"({g.upper()}/{n}.jpg and {n}-{n}.jpg)"
+                    )
         train = [(g, n) for g, nums in selection.items() for n in nums]
         rest = [k for k in items if k not in train]
         if n_test is not None and n_test > len(rest):
             raise DataError(f"--n-test {n_test}: only {len(rest)} pairs are left outside the selection")
-        pick = rest if n_test is None else [rest[i] for i in sorted(np.random.default_rng(seed).choice(
-            len(rest), n_test, replace=False))]
+        pick = (
+            rest
+            if n_test is None
+            else [rest[i] for i in sorted(np.random.default_rng(seed).choice(len(rest), n_test, replace=False))]
+        )
         split = {**{k: "train" for k in train}, **{k: "test" for k in pick}}
     return [(*found[g][n], f"{g}_{n}", split[(g, n)]) for g, n in items if (g, n) in split]
 
@@ -174,9 +195,16 @@ def read_pairs_csv(path: Path) -> list[tuple[Path, Path, str, str]]:
     return out
 
 
-def convert_isfahan(src: str | Path, out: str | Path, pairs: str | Path | None = "paper", n_test: int | None = 14,
-                    seed: int = 0, test_every: int = 4, size: tuple[int, int] = ISFAHAN_SIZE,
-                    overwrite: bool = False) -> Path:
+def convert_isfahan(
+    src: str | Path,
+    out: str | Path,
+    pairs: str | Path | None = "paper",
+    n_test: int | None = 14,
+    seed: int = 0,
+    test_every: int = 4,
+    size: tuple[int, int] = ISFAHAN_SIZE,
+    overwrite: bool = False,
+) -> Path:
     """Write checked ``fundus`` (RGB) / ``angio`` (grey) pairs, ids ``<group>_<n>``, to ``out``.
 
     ``pairs``: ``"paper"`` (Fundus2Angio's 17 training pairs + ``n_test`` drawn test pairs), ``"all"``
@@ -192,20 +220,30 @@ def convert_isfahan(src: str | Path, out: str | Path, pairs: str | Path | None =
         else:
             selection = PAPER_PAIRS if text == "paper" else None if text == "all" else parse_selection(text)
             items = select(find_pairs(root), selection, n_test, seed, test_every)
-            selection_note = {"paper": "Fundus2Angio's 17 training pairs (official random_crop.py); the paper's 14 "
-                              "test images are not named: "
-                              + (f"{n_test} of the other pairs drawn with seed {seed}" if n_test is not None
-                                 else "all other pairs"),
-                              "all": f"all pairs, every {test_every}-th to test"}.get(text, f"training pairs {text}")
+            selection_note = {
+                "paper": "Fundus2Angio's 17 training pairs (official random_crop.py); the paper's 14 "
+                "test images are not named: "
+                + (f"{n_test} of the other pairs drawn with seed {seed}" if n_test is not None else "all other pairs"),
+                "all": f"all pairs, every {test_every}-th to test",
+            }.get(text, f"training pairs {text}")
         with atomic_dir(Path(out), "replace" if overwrite else "refuse") as tmp:
             splits: dict[str, list[str]] = {}
             for fp, ap, iid, split in items:
                 write_image(tmp / split / "fundus" / f"{iid}.png", read_modality(fp, "photo", size))
                 write_image(tmp / split / "angio" / f"{iid}.png", read_modality(ap, "angio", size))
                 splits.setdefault(split, []).append(iid)
-            write_meta(tmp, {"kind": "isfahan", "source": str(src), "size": list(size), "splits": splits,
-                             "selection": selection_note, "registered": False,
-                             "note": "pairs are not registered; see fetch_isfahan.py"})
+            write_meta(
+                tmp,
+                {
+                    "kind": "isfahan",
+                    "source": str(src),
+                    "size": list(size),
+                    "splits": splits,
+                    "selection": selection_note,
+                    "registered": False,
+                    "note": "pairs are not registered; see fetch_isfahan.py",
+                },
+            )
     return Path(out)
 
 
@@ -213,11 +251,17 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Isfahan MISP fundus/FA pairs -> MedSynth layout")
     ap.add_argument("out")
     ap.add_argument("--local", help="folder or archive you already have (offline)")
-    ap.add_argument("--pairs", default="paper",
-                    help="'paper' (default: Fundus2Angio's 17), 'all', 'abnormal:4,5;normal:1', or a CSV "
-                         "fundus_path,angio_path[,split] (relative to the CSV)")
-    ap.add_argument("--n-test", default=str(PAPER_N_TEST),
-                    help="with a selection: test pairs drawn from the others (default 14, the paper's count), or 'all'")
+    ap.add_argument(
+        "--pairs",
+        default="paper",
+        help="'paper' (default: Fundus2Angio's 17), 'all', 'abnormal:4,5;normal:1', or a CSV "
+        "fundus_path,angio_path[,split] (relative to the CSV)",
+    )
+    ap.add_argument(
+        "--n-test",
+        default=str(PAPER_N_TEST),
+        help="with a selection: test pairs drawn from the others (default 14, the paper's count), or 'all'",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the test-pair draw")
     ap.add_argument("--downloads", default=str(Path.home() / ".cache" / "medsynth" / "downloads" / "isfahan"))
     ap.add_argument("--strict", action="store_true", help="refuse files without a recorded sha256")
@@ -231,8 +275,11 @@ def main(argv: list[str] | None = None) -> None:
                 raise DataError(f"no recorded sha256 for {url} ({name}); run without --strict or add it to FILES")
             safe_extract(download(url, dl / name, sha), dl / "extracted" / Path(name).stem)
         src = dl / "extracted"
-    print(convert_isfahan(src, a.out, a.pairs, None if a.n_test == "all" else int(a.n_test), a.seed,
-                          overwrite=a.overwrite))
+    print(
+        convert_isfahan(
+            src, a.out, a.pairs, None if a.n_test == "all" else int(a.n_test), a.seed, overwrite=a.overwrite
+        )
+    )
 
 
 if __name__ == "__main__":

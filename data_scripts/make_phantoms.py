@@ -7,6 +7,7 @@ Examples::
     python data_scripts/make_phantoms.py retina_seq data/seq --train 8 --test 2 --size 256 --frames 12
     python data_scripts/make_phantoms.py brain data/brain --train 200 --test 40 --size 240
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test", type=int, default=14, help="items in the test split (Fundus2Angio: 14 images)")
     ap.add_argument("--size", type=int, nargs="+", default=None, help="H [W] (default 576 720 retina, 240 brain)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--severity", type=float, default=None, help="retina: fixed severity (default: normal/abnormal mix)")
+    ap.add_argument(
+        "--severity", type=float, default=None, help="retina: fixed severity (default: normal/abnormal mix)"
+    )
     ap.add_argument("--frames", type=int, default=12, help="retina_seq: frames per sequence")
     ap.add_argument("--misalign", type=float, default=0.0, help="retina: FA misregistration (0 = registered)")
     add_output_args(ap)
@@ -37,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         params.update(severity=a.severity, misalign=a.misalign)
         if a.kind == "retina_seq":
             params["n_frames"] = a.frames
-    out = write_phantoms(a.out, a.kind, {"train": a.train, "test": a.test}, size, a.seed, progress=True,
-                         overwrite=a.overwrite, **params)
+    out = write_phantoms(
+        a.out, a.kind, {"train": a.train, "test": a.test}, size, a.seed, progress=True, overwrite=a.overwrite, **params
+    )
     print(out)
 
 

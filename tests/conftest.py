@@ -1,4 +1,5 @@
 """Shared test settings: small thread counts, a private cache, and the real-data locator."""
+
 from __future__ import annotations
 
 import os

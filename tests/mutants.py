@@ -15,6 +15,7 @@ then runs ``mutmut run`` there and prints ``mutmut results``. The editable insta
     python tests/mutants.py --modules blocks losses  # some of them
     python tests/mutants.py --work /tmp/mut --keep   # keep the staging folder to browse survivors
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,25 +31,42 @@ REPO = Path(__file__).resolve().parents[1]
 
 # module (under lib/medsynth) -> the fast unit tests that exercise it
 MODULES: dict[str, list[str]] = {
-    "blocks": ["tests/test_blocks.py", "tests/test_wiring.py", "tests/test_ch01_models.py", "tests/test_ch01_resize.py"],
+    "blocks": [
+        "tests/test_blocks.py",
+        "tests/test_wiring.py",
+        "tests/test_ch01_models.py",
+        "tests/test_ch01_resize.py",
+    ],
     "losses": ["tests/test_losses.py", "tests/test_ch02_losses_data.py"],
-    "metrics": ["tests/test_metrics.py", "tests/test_ch05_metrics.py", "tests/test_ch05_video_eval.py",
-                "tests/test_ch03_segmenter.py", "tests/test_ch02_losses_data.py"],
-    "structure": ["tests/test_structure.py"],
+    "metrics": [
+        "tests/test_metrics.py",
+        "tests/test_ch05_metrics.py",
+        "tests/test_ch05_video_eval.py",
+        "tests/test_ch03_segmenter.py",
+        "tests/test_ch02_losses_data.py",
+        "tests/test_lpips.py",
+        "tests/test_video_metrics.py",
+    ],
+    "structure": ["tests/test_structure.py", "tests/test_structure_values.py"],
     "knowledge": ["tests/test_knowledge.py"],
-    "data/datasets": ["tests/test_data_layout.py", "tests/test_data_channels.py"],
+    "data/datasets": ["tests/test_data_layout.py", "tests/test_data_channels.py", "tests/test_data_datasets_values.py"],
+    # single metric files, to re-measure one at a time (the "metrics" entry mutates them all)
+    "metrics/lpips": ["tests/test_ch05_metrics.py", "tests/test_lpips.py"],
+    "metrics/video": ["tests/test_ch05_metrics.py", "tests/test_ch05_video_eval.py", "tests/test_video_metrics.py"],
+    "metrics/video_eval": ["tests/test_ch05_video_eval.py", "tests/test_video_metrics.py"],
 }
 
 
 def stage(work: Path, modules: list[str]) -> None:
     """Copy the library and tests into ``work`` in the ``src/`` layout, with the mutmut configuration."""
-    shutil.copytree(REPO / "lib" / "medsynth", work / "src" / "medsynth",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "lib" / "medsynth", work / "src" / "medsynth", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.ipynb"))
     shutil.copytree(REPO / "data_scripts", work / "data_scripts", ignore=shutil.ignore_patterns("__pycache__"))
     tests = sorted({t for m in modules for t in MODULES[m]})
-    only = [f"src/medsynth/{m}.py" if (REPO / "lib" / "medsynth" / f"{m}.py").is_file() else f"src/medsynth/{m}/*"
-            for m in modules]
+    only = [
+        f"src/medsynth/{m}.py" if (REPO / "lib" / "medsynth" / f"{m}.py").is_file() else f"src/medsynth/{m}/*"
+        for m in modules
+    ]
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
         'source_paths = ["src"]\n'
@@ -57,7 +75,8 @@ def stage(work: Path, modules: list[str]) -> None:
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         'pytest_add_cli_args = ["-q", "-x", "-p", "no:cacheprovider", "-p", "no:nbval", "-m", "not slow"]\n'
         "\n[tool.pytest.ini_options]\n"
-        'markers = ["slow: long", "realdata: real data", "browser: browser"]\n')
+        'markers = ["slow: long", "realdata: real data", "browser: browser"]\n'
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             status[s] = status.get(s, 0) + 1
         print("\n".join(ln for ln in lines if ln.endswith("survived")))
         killed, total = status.get("killed", 0), sum(status.values())
-        print(f"\nmutants: {total}; " + ", ".join(f"{k} {v}" for k, v in sorted(status.items()))
-              + (f"; score (killed / all) {killed / total:.1%}" if total else ""))
+        print(
+            f"\nmutants: {total}; "
+            + ", ".join(f"{k} {v}" for k, v in sorted(status.items()))
+            + (f"; score (killed / all) {killed / total:.1%}" if total else "")
+        )
         return 0
     finally:
         if not a.keep:

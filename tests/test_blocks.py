@@ -1,4 +1,5 @@
 """Shared building blocks: Fundus2Angio Fig. 2 parameter counts, shapes, resampling."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,19 @@ import torch
 from PIL import Image
 from torch import nn
 
-from medsynth.blocks import (LanczosDownsample, ResidualBlock, SeparableConv2d, SeparableResidualBlock, UNetBlock,
-                             avg_downsample, conv_unit, count_params, down, keras_param_count, up)
+from medsynth.blocks import (
+    LanczosDownsample,
+    ResidualBlock,
+    SeparableConv2d,
+    SeparableResidualBlock,
+    UNetBlock,
+    avg_downsample,
+    conv_unit,
+    count_params,
+    down,
+    keras_param_count,
+    up,
+)
 
 
 def test_fig2_parameter_counts_keras_and_pytorch() -> None:
@@ -25,8 +37,16 @@ def test_novel_block_structure() -> None:
     """Reflection pad -> conv -> BN -> LeakyReLU -> pad -> separable conv -> BN (no final activation)."""
     block = SeparableResidualBlock(8)
     kinds = [type(m).__name__ for m in block.body.modules() if not isinstance(m, nn.Sequential)]
-    assert kinds == ["ReflectionPad2d", "Conv2d", "BatchNorm2d", "LeakyReLU", "ReflectionPad2d",
-                     "Conv2d", "Conv2d", "BatchNorm2d"]  # the separable conv = depthwise + pointwise
+    assert kinds == [
+        "ReflectionPad2d",
+        "Conv2d",
+        "BatchNorm2d",
+        "LeakyReLU",
+        "ReflectionPad2d",
+        "Conv2d",
+        "Conv2d",
+        "BatchNorm2d",
+    ]  # the separable conv = depthwise + pointwise
     x = torch.randn(2, 8, 12, 12)
     assert block(x).shape == x.shape
 
@@ -37,7 +57,7 @@ def test_separable_conv_counts() -> None:
 
 
 def test_conv_unit_bias_rule_and_shapes() -> None:
-    assert conv_unit(3, 8, norm="batch")[0].bias is None          # BN cancels a bias
+    assert conv_unit(3, 8, norm="batch")[0].bias is None  # BN cancels a bias
     assert conv_unit(3, 8, norm="none", act="none")[0].bias is not None
     x = torch.randn(1, 4, 16, 16)
     assert down(4, 8)(x).shape == (1, 8, 8, 8)
@@ -78,7 +98,7 @@ def test_residual_block_gradients_flow(sep: bool) -> None:
 
 def test_count_params_skips_frozen_parameters_unless_asked() -> None:
     """Defaults as values (issue 18): trainable only by default; ``trainable_only=False`` counts everything."""
-    net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))       # 16 + 10 parameters
+    net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))  # 16 + 10 parameters
     net[0].requires_grad_(False)
     assert count_params(net) == 10
     assert count_params(net, trainable_only=False) == 26
@@ -87,7 +107,9 @@ def test_count_params_skips_frozen_parameters_unless_asked() -> None:
 
 def test_keras_count_adds_conv_biases_only_when_asked() -> None:
     """Fig. 2 counts bias-free convs; ``conv_bias=True`` adds exactly the conv/linear biases, never BN's."""
-    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ConvTranspose2d(3, 5, 2), nn.Conv2d(5, 1, 1, bias=False))
+    net = nn.Sequential(
+        nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ConvTranspose2d(3, 5, 2), nn.Conv2d(5, 1, 1, bias=False)
+    )
     weights = 2 * 3 * 9 + 3 * 5 * 4 + 5
     assert keras_param_count(net) == weights + 4 * 3
     assert keras_param_count(net, conv_bias=True) == weights + 4 * 3 + 3 + 5
@@ -118,12 +140,29 @@ def test_unet_blocks_match_the_official_layer_sequence(norm: str) -> None:
     top = UNetBlock(2, 5, in_ch=3, submodule=mid, outermost=True, norm=norm)
     N = "BatchNorm2d" if norm == "batch" else "InstanceNorm2d"
     assert [_spec(m) for m in inner.model] == [
-        ("LeakyReLU", 0.2), ("Conv2d", 6, 12, k, s, p, b), ("ReLU",), ("ConvTranspose2d", 12, 6, k, s, p, b), (N, 6)]
+        ("LeakyReLU", 0.2),
+        ("Conv2d", 6, 12, k, s, p, b),
+        ("ReLU",),
+        ("ConvTranspose2d", 12, 6, k, s, p, b),
+        (N, 6),
+    ]
     assert [_spec(m) for m in mid.model] == [
-        ("LeakyReLU", 0.2), ("Conv2d", 5, 6, k, s, p, b), (N, 6), ("UNetBlock",), ("ReLU",),
-        ("ConvTranspose2d", 12, 5, k, s, p, b), (N, 5), ("Dropout", 0.5)]
+        ("LeakyReLU", 0.2),
+        ("Conv2d", 5, 6, k, s, p, b),
+        (N, 6),
+        ("UNetBlock",),
+        ("ReLU",),
+        ("ConvTranspose2d", 12, 5, k, s, p, b),
+        (N, 5),
+        ("Dropout", 0.5),
+    ]
     assert [_spec(m) for m in top.model] == [
-        ("Conv2d", 3, 5, k, s, p, b), ("UNetBlock",), ("ReLU",), ("ConvTranspose2d", 10, 2, k, s, p, True), ("Tanh",)]
+        ("Conv2d", 3, 5, k, s, p, b),
+        ("UNetBlock",),
+        ("ReLU",),
+        ("ConvTranspose2d", 10, 2, k, s, p, True),
+        ("Tanh",),
+    ]
     x = torch.randn(1, 3, 8, 8)
     assert top(x).shape == (1, 2, 8, 8) and mid(torch.randn(1, 5, 4, 4)).shape == (1, 10, 4, 4)
     assert torch.equal(mid(y := torch.randn(1, 5, 4, 4))[:, :5], y)  # the skip: input first, then the up path

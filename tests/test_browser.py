@@ -7,6 +7,7 @@ phantom data (``browser_explorers.py``), runs it, and for each explorer checks t
 moving one control changes both the picture and the caption, and that the browser console logged no error.
 It skips with the reason when Chromium or Playwright is absent (``.ci/run`` installs Chromium where it can).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-
 from browser_explorers import EXPLORERS, notebook_json
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -44,14 +43,32 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("lab")
     (root / "explorers.ipynb").write_text(json.dumps(notebook_json()))
     port, token = _free_port(), "medsynth-test"
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), JUPYTER_RUNTIME_DIR=str(root / ".runtime"),
-               OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(root / ".jupyter"),
+        JUPYTER_RUNTIME_DIR=str(root / ".runtime"),
+        OMP_NUM_THREADS="1",
+    )
     log = open(root / "lab.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--ServerApp.open_browser=False", "--allow-root"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.open_browser=False",
+            "--allow-root",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(120):
@@ -106,14 +123,19 @@ def test_explorers_render_and_respond_in_jupyterlab(lab) -> None:
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"{base}/lab/tree/explorers.ipynb?token={token}")
-            page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                                   " && window.jupyterapp.shell.currentWidget.sessionContext"
-                                   " && window.jupyterapp.shell.currentWidget.sessionContext.session", timeout=90_000)
-            page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-                                   ".status === 'idle'", timeout=90_000)
+            page.wait_for_function(
+                "window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                " && window.jupyterapp.shell.currentWidget.sessionContext"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session",
+                timeout=90_000,
+            )
+            page.wait_for_function(
+                "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'", timeout=90_000
+            )
             # A notebook whose stored metadata matches what JupyterLab writes opens clean (issue 16, item 3).
-            assert not page.evaluate("window.jupyterapp.shell.currentWidget.context.model.dirty"), \
+            assert not page.evaluate("window.jupyterapp.shell.currentWidget.context.model.dirty"), (
                 "the notebook opened with unsaved changes"
+            )
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
             cells = page.locator(".jp-Notebook .jp-CodeCell")
             for i, (name, _) in enumerate(EXPLORERS, start=1):
@@ -154,6 +176,11 @@ def test_every_explorer_is_in_the_browser_test() -> None:
     for mod in pkgutil.iter_modules(medsynth.models.__path__):
         if mod.name.endswith("_explorer"):
             m = importlib.import_module(f"medsynth.models.{mod.name}")
-            names |= {n for n in dir(m) if n.endswith("_explorer") and callable(getattr(m, n))
-                      and getattr(getattr(m, n), "__module__", "") == m.__name__}
+            names |= {
+                n
+                for n in dir(m)
+                if n.endswith("_explorer")
+                and callable(getattr(m, n))
+                and getattr(getattr(m, n), "__module__", "") == m.__name__
+            }
     assert names == {name for name, _ in EXPLORERS}

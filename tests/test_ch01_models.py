@@ -1,4 +1,5 @@
 """Chapter 01 networks: shapes, patch sizes and parameter counts the papers state."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,10 +8,8 @@ import torch
 from medsynth.blocks import count_params
 from medsynth.discriminators import PatchDiscriminator, patch_output_size, receptive_field
 from medsynth.models.fundus2angio import CoarseGenerator, FineGenerator, Fundus2AngioTask, fundus2angio_discriminator
-from medsynth.models.pix2pix import Pix2PixTask, UNetGenerator
+from medsynth.models.pix2pix import UNetGenerator
 from medsynth.models.pix2pixhd import Pix2PixHDGenerator, Pix2PixHDTask
-
-
 
 
 @torch.no_grad()
@@ -72,7 +71,8 @@ def test_pix2pixhd_global_plus_local() -> None:
     task = Pix2PixHDTask(ngf_local=4, n_down_global=2, n_blocks_global=1, ndf=8, num_d=3, vgg_features="off")
     assert patch_output_size(task.nets["D"], 4, 64) == [(11, 11), (7, 7), (5, 5)]
     assert len({id(p) for s in task.nets["D"].ds for p in s.parameters()}) == sum(
-        1 for s in task.nets["D"].ds for _ in s.parameters())
+        1 for s in task.nets["D"].ds for _ in s.parameters()
+    )
 
 
 def test_fundus2angio_widths_must_match() -> None:
@@ -81,15 +81,15 @@ def test_fundus2angio_widths_must_match() -> None:
 
 
 def _keras_conv2d(c_in: int, c_out: int, k: int = 3, bias: bool = True) -> int:
-    return k * k * c_in * c_out + (c_out if bias else 0)           # keras.layers.Conv2D
+    return k * k * c_in * c_out + (c_out if bias else 0)  # keras.layers.Conv2D
 
 
 def _keras_separable(c_in: int, c_out: int, k: int = 3, bias: bool = True) -> int:
-    return k * k * c_in + c_in * c_out + (c_out if bias else 0)     # SeparableConv2D, depth_multiplier=1
+    return k * k * c_in + c_in * c_out + (c_out if bias else 0)  # SeparableConv2D, depth_multiplier=1
 
 
 def _keras_bn(c: int) -> int:
-    return 4 * c                                                    # gamma, beta, moving mean and variance
+    return 4 * c  # gamma, beta, moving mean and variance
 
 
 @pytest.mark.parametrize("c", [32, 64, 256])
@@ -98,11 +98,12 @@ def test_block_counts_follow_the_official_layer_arithmetic(c: int) -> None:
     block has two Conv2D. Keras' summary() counts conv biases (default use_bias=True): 18,752 / 10,848 at
     C = 32; Fig. 2's 18,688 / 10,784 are the same layers without the two conv biases (BN follows them)."""
     from medsynth.blocks import ResidualBlock, SeparableResidualBlock, keras_param_count
+
     novel = _keras_conv2d(c, c) + _keras_bn(c) + _keras_separable(c, c) + _keras_bn(c)
     plain = 2 * (_keras_conv2d(c, c) + _keras_bn(c))
     assert keras_param_count(SeparableResidualBlock(c)) == novel - 2 * c
     assert keras_param_count(ResidualBlock(c, act="relu")) == plain - 2 * c
-    assert count_params(SeparableResidualBlock(c)) == novel - 2 * c - 2 * 2 * c   # minus BN moving stats
+    assert count_params(SeparableResidualBlock(c)) == novel - 2 * c - 2 * 2 * c  # minus BN moving stats
     if c == 32:
         assert (novel, plain) == (10_848, 18_752) and (novel - 64, plain - 64) == (10_784, 18_688)
 
@@ -111,6 +112,7 @@ def test_what_makes_the_generators_small() -> None:
     """G_coarse: 6.68 M with the novel block, 11.38 M with plain blocks; pix2pixHD's 182 M global generator
     comes from its four downsamplings (1024-channel blocks): the novel block alone at 4 downsamplings is 107 M."""
     from medsynth.models.pix2pixhd import GlobalGenerator
+
     assert count_params(CoarseGenerator()) == 6_679_297
     assert count_params(GlobalGenerator(3, 1, 64, 2, 9, norm="batch", act="lrelu", separable=False)) == 11_377_153
     assert count_params(GlobalGenerator(3, 1, 64, 4, 9, norm="batch", act="lrelu", separable=True)) == 107_043_841

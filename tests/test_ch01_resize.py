@@ -5,6 +5,7 @@ The reference below is written from TF's documented kernel (``sampling_kernels.h
 ``(i + 0.5) / scale``, take the input pixels whose centres lie within the radius, unstretched when
 antialias is off, drop those outside the image and renormalise) -- by hand, in float64, not via PIL.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,7 +45,7 @@ def test_interior_taps_are_tf_lanczos3_by_hand() -> None:
     """Factor 2, antialias off: 6 taps at +-0.5, +-1.5, +-2.5 px, L3 = 0.6079, -0.1351, 0.0243 before
     normalisation (their sum 0.9943), so 0.6114, -0.1359, 0.0245 after."""
     m = tf_weights(16, 32)
-    row = m[8, 16 - 2:16 + 4]
+    row = m[8, 16 - 2 : 16 + 4]
     raw = np.array([0.024317, -0.135095, 0.607927, 0.607927, -0.135095, 0.024317])
     assert np.abs(row - raw / raw.sum()).max() < 1e-5 and np.count_nonzero(m[8]) == 6
     # the module's impulse response is that row: output 8 reads inputs 14..19
@@ -61,11 +62,11 @@ def test_matches_tf_resampling_everywhere_including_borders(hw) -> None:
     ours = LanczosDownsample(antialias=False).double()(x)
     ref = np.einsum("oh,nchw,pw->ncop", tf_weights(h // 2, h), x.numpy(), tf_weights(w // 2, w))
     assert ours.shape == (2, 3, h // 2, w // 2)
-    assert np.abs(ours.numpy() - ref).max() < 1e-6   # taps stored in float32, like TF's kernel
+    assert np.abs(ours.numpy() - ref).max() < 1e-6  # taps stored in float32, like TF's kernel
     # float32 (the training path) agrees to float rounding; no clamp: Lanczos overshoot is kept, as in TF
     assert np.abs(LanczosDownsample(antialias=False)(x.float()).numpy() - ref).max() < 1e-5
     step = torch.ones(1, 1, h, w, dtype=torch.float64)
-    step[..., : 2 * (w // 4)] = -1   # an edge between output samples: the -0.136 lobe overshoots (1.22)
+    step[..., : 2 * (w // 4)] = -1  # an edge between output samples: the -0.136 lobe overshoots (1.22)
     assert LanczosDownsample(antialias=False).double()(step).max().item() == pytest.approx(1.2228, abs=1e-3)
 
 
@@ -81,8 +82,9 @@ def _gain(down: LanczosDownsample, f: float) -> float:
 
 def test_fine_detail_passes_as_in_tf_and_the_antialiased_option_filters_it() -> None:
     """At 0.3 cycles/px the official (6-tap) resize keeps 98 % of the amplitude, the antialiased 12-tap 18 %."""
-    tf_gain = 2 * (0.611415 * math.cos(0.3 * math.pi) - 0.135869 * math.cos(0.9 * math.pi)
-                   + 0.024456 * math.cos(1.5 * math.pi))
+    tf_gain = 2 * (
+        0.611415 * math.cos(0.3 * math.pi) - 0.135869 * math.cos(0.9 * math.pi) + 0.024456 * math.cos(1.5 * math.pi)
+    )
     assert _gain(LanczosDownsample(antialias=False), 0.3) == pytest.approx(tf_gain, abs=1e-4)
     assert tf_gain == pytest.approx(0.977, abs=1e-3)
     assert _gain(LanczosDownsample(antialias=True), 0.3) == pytest.approx(0.18, abs=0.02)
@@ -97,5 +99,6 @@ def test_fundus2angio_coarse_inputs_use_the_tf_resize() -> None:
     m = tf_weights(16, 32)
     assert np.abs(src_c.numpy() - np.einsum("oh,nchw,pw->ncop", m, x.double().numpy(), m)).max() < 1e-5
     assert np.abs(dst_c.numpy() - np.einsum("oh,nchw,pw->ncop", m, y.double().numpy(), m)).max() < 1e-5
-    assert Fundus2AngioTask(ncf=8, nff=4, ndf=4, width=8, n_blocks_coarse=1, n_blocks_fine=1,
-                            antialias=True).half.antialias
+    assert Fundus2AngioTask(
+        ncf=8, nff=4, ndf=4, width=8, n_blocks_coarse=1, n_blocks_fine=1, antialias=True
+    ).half.antialias

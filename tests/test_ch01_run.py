@@ -1,4 +1,5 @@
 """Chapter 01's run recipe: the paper's data recipe in full mode, the baselines' official schedule, budgets."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,13 +27,18 @@ def _layout(root: Path, n: int = 2, hw: tuple[int, int] = (20, 24)) -> Path:
 
 def _where(crop: torch.Tensor, full: torch.Tensor) -> list[tuple[int, int]]:
     c = crop.shape[-1]
-    return [(y, x) for y in range(full.shape[-2] - c + 1) for x in range(full.shape[-1] - c + 1)
-            if torch.equal(full[..., y:y + c, x:x + c], crop)]
+    return [
+        (y, x)
+        for y in range(full.shape[-2] - c + 1)
+        for x in range(full.shape[-1] - c + 1)
+        if torch.equal(full[..., y : y + c, x : x + c], crop)
+    ]
 
 
 def test_full_preset_reads_fixed_unflipped_crops(tmp_path: Path) -> None:
     """Sec. 4.2 / random_crop.py: 50 crops per pair drawn once, no flips; quick draws fresh flipped crops."""
     from medsynth.data import load_pair
+
     root = _layout(tmp_path)
     p = dataclasses.replace(run.PRESETS["full"], image_size=8)
     ds = run.train_set(p, root, crop_seed=3)
@@ -42,19 +48,19 @@ def test_full_preset_reads_fixed_unflipped_crops(tmp_path: Path) -> None:
     a = [ds[i]["src"] for i in range(50, 60)]
     torch.manual_seed(1)
     b = [ds[i]["src"] for i in range(50, 60)]
-    assert all(torch.equal(x, y) for x, y in zip(a, b))              # the same crop whenever item i is read
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))  # the same crop whenever item i is read
     places = [_where(x, full) for x in a]
-    assert all(len(w) == 1 for w in places)                            # found unflipped in its own pair
-    assert len({w[0] for w in places}) > 5                             # at different positions
+    assert all(len(w) == 1 for w in places)  # found unflipped in its own pair
+    assert len({w[0] for w in places}) > 5  # at different positions
     again = run.train_set(p, root, crop_seed=3)[55]["src"]
-    assert torch.equal(again, a[5])                                    # and the same set in a new run
+    assert torch.equal(again, a[5])  # and the same set in a new run
     assert not torch.equal(run.train_set(p, root, crop_seed=4)[55]["src"], a[5])
     q = dataclasses.replace(run.PRESETS["quick"], image_size=8)
     ds_q = run.train_set(q, root)
     torch.manual_seed(0)
     reads = [ds_q[50]["src"] for _ in range(12)]
-    assert len({tuple(w) for x in reads for w in _where(x, full)}) > 1   # fresh position per read
-    assert any(not _where(x, full) for x in reads)                       # some reads flipped
+    assert len({tuple(w) for x in reads for w in _where(x, full)}) > 1  # fresh position per read
+    assert any(not _where(x, full) for x in reads)  # some reads flipped
 
 
 def test_baselines_official_schedule_and_budgets_in_samples_seen() -> None:

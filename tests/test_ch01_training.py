@@ -1,4 +1,5 @@
 """Chapter 01 training steps: losses fall on a fixed batch, the Trainer resumes exactly."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,6 @@ from medsynth.models.fundus2angio import Fundus2AngioTask
 from medsynth.models.pix2pix import Pix2PixTask
 from medsynth.models.pix2pixhd import Pix2PixHDTask
 from medsynth.training import StepContext, TrainConfig, Trainer, set_requires_grad
-
-
 
 SIZE = 32
 
@@ -39,8 +38,9 @@ def small(name: str, seed: int = 0):
         return Fundus2AngioTask(ncf=8, nff=4, ndf=8, width=8, n_blocks_coarse=2, n_blocks_fine=1, seed=seed), 6
     if name == "pix2pix":
         return Pix2PixTask(num_downs=5, ngf=8, ndf=8, lr=1e-3, seed=seed), 4  # a tiny U-Net needs a larger step
-    return Pix2PixHDTask(ngf_local=4, n_down_global=2, n_blocks_global=2, n_blocks_local=1, ndf=8,
-                         vgg_features="random", seed=seed), 4
+    return Pix2PixHDTask(
+        ngf_local=4, n_down_global=2, n_blocks_global=2, n_blocks_local=1, ndf=8, vgg_features="random", seed=seed
+    ), 4
 
 
 def _ctx(task) -> StepContext:
@@ -72,26 +72,34 @@ def test_fundus2angio_step_updates_every_network_in_the_paper_order() -> None:
     order: list[str] = []
     for k, opt in task.opts.items():
         opt.register_step_post_hook(lambda o, a, kw, k=k: order.append(k))
-    seen: list[tuple[str, torch.Tensor]] = []   # (network, its fundus input) in call order
+    seen: list[tuple[str, torch.Tensor]] = []  # (network, its fundus input) in call order
     for k in ("D_fine", "G_coarse"):
         task.nets[k].register_forward_pre_hook(lambda m, args, k=k: seen.append((k, args[0][:, :3].detach().clone())))
     logs = task.train_step({"src": data.src, "dst": data.dst}, _ctx(task))
     assert order == ["D_fine", "D_fine", "D_coarse", "D_coarse"] * 2 + ["G_coarse", "G_fine", "GAN"]
     k = bs // 3
-    part = [data.src[i * k:(i + 1) * k] for i in range(3)]
+    part = [data.src[i * k : (i + 1) * k] for i in range(3)]
     d_fine = [x for name, x in seen if name == "D_fine"]
-    assert len(d_fine) == 2 + 2 + 1   # real + fake per D iteration, one in the joint update
-    for x, j in zip(d_fine, (0, 0, 1, 1, 2)):
+    assert len(d_fine) == 2 + 2 + 1  # real + fake per D iteration, one in the joint update
+    for x, j in zip(d_fine, (0, 0, 1, 1, 2), strict=True):
         assert torch.equal(x, part[j])
     g_coarse = [x for name, x in seen if name == "G_coarse"]
     half = task.half
-    assert len(g_coarse) == 4    # one fake per D iteration, one MSE/feature pass, one in the joint update
-    for x, j in zip(g_coarse, (0, 1, 2, 2)):
+    assert len(g_coarse) == 4  # one fake per D iteration, one MSE/feature pass, one in the joint update
+    for x, j in zip(g_coarse, (0, 1, 2, 2), strict=True):
         assert torch.allclose(x, half(part[j]))
     for name, net in task.nets.items():
-        assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters())), name
-    assert {"D_fine_real", "D_fine_fake", "D_coarse_real", "D_coarse_fake", "G_coarse_mse", "G_fine_mse",
-            "GAN_adv", "L1"} <= set(logs)
+        assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters(), strict=True)), name
+    assert {
+        "D_fine_real",
+        "D_fine_fake",
+        "D_coarse_real",
+        "D_coarse_fake",
+        "G_coarse_mse",
+        "G_fine_mse",
+        "GAN_adv",
+        "L1",
+    } <= set(logs)
     assert all(p.requires_grad for net in task.nets.values() for p in net.parameters())
     with pytest.raises(ValueError, match="divisible by 3"):
         task.train_step({"src": data.src[:4], "dst": data.dst[:4]}, _ctx(task))
@@ -103,6 +111,7 @@ class _TwoCoarsePasses(Fundus2AngioTask):
 
     def train_step(self, batch, ctx):
         import torch.nn.functional as F
+
         Gc, Gf = self.nets["G_coarse"], self.nets["G_fine"]
         set_requires_grad([self.nets["D_fine"], self.nets["D_coarse"]], False)
         src, dst = batch["src"], batch["dst"]
@@ -115,8 +124,9 @@ class _TwoCoarsePasses(Fundus2AngioTask):
         ctx.update(mse_f, "G_fine")
         fake_c = Gc(src_c)[0]
         fake_f = Gf(src, feat)
-        adv = (self.gan(self.nets["D_fine"](torch.cat([src, fake_f], 1)), True)
-               + self.gan(self.nets["D_coarse"](torch.cat([src_c, fake_c], 1)), True))
+        adv = self.gan(self.nets["D_fine"](torch.cat([src, fake_f], 1)), True) + self.gan(
+            self.nets["D_coarse"](torch.cat([src_c, fake_c], 1)), True
+        )
         total = adv + self.lam * (F.mse_loss(fake_f, dst) + F.mse_loss(fake_c, dst_c))
         ctx.update(total, "GAN")
         set_requires_grad([self.nets["D_fine"], self.nets["D_coarse"]], True)
@@ -130,21 +140,22 @@ def test_one_coarse_forward_equals_the_former_two() -> None:
     per forward, like Keras' train_on_batch (its predict() updates none)."""
     data = FixedPairs(4)
     batch = {"src": data.src, "dst": data.dst}
-    kw = dict(ncf=8, nff=4, ndf=8, width=8, n_blocks_coarse=2, n_blocks_fine=1, seed=5, d_iters=0,
-              batches_per_step=1)
+    kw = dict(ncf=8, nff=4, ndf=8, width=8, n_blocks_coarse=2, n_blocks_fine=1, seed=5, d_iters=0, batches_per_step=1)
     old, new = _TwoCoarsePasses(**kw), Fundus2AngioTask(**kw)
     calls = []
     new.nets["G_coarse"].register_forward_hook(lambda m, a, o: calls.append(torch.is_grad_enabled()))
     lo, ln = old.train_step(batch, _ctx(old)), new.train_step(batch, _ctx(new))
-    assert calls == [True, True]   # the MSE update (+ feature), the joint update; no extra no_grad pass
+    assert calls == [True, True]  # the MSE update (+ feature), the joint update; no extra no_grad pass
     for k in ("G_coarse_mse", "G_fine_mse", "GAN_total"):
         assert float(lo[k]) == pytest.approx(float(ln[k]), rel=1e-6, abs=1e-7), k
     for name in ("G_coarse", "G_fine"):
-        for (n, a), b in zip(old.nets[name].named_parameters(), new.nets[name].parameters()):
+        for (n, a), b in zip(old.nets[name].named_parameters(), new.nets[name].parameters(), strict=True):
             assert torch.allclose(a, b, rtol=0, atol=1e-6), f"{name}.{n}"
-    means = [[m.running_mean for m in t.nets["G_coarse"].modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
-             for t in (old, new)]
-    assert not torch.allclose(*means)   # three momentum updates (old) vs two
+    means = [
+        [m.running_mean for m in t.nets["G_coarse"].modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+        for t in (old, new)
+    ]
+    assert not torch.allclose(*means)  # three momentum updates (old) vs two
 
 
 def test_pix2pixhd_feature_matching_uses_one_set_of_discriminator_weights() -> None:
@@ -155,7 +166,7 @@ def test_pix2pixhd_feature_matching_uses_one_set_of_discriminator_weights() -> N
     from medsynth.losses import feature_matching_loss
 
     task, bs = small("pix2pixhd")
-    task.vgg = None   # keep the check to the GAN + FM terms
+    task.vgg = None  # keep the check to the GAN + FM terms
     data = FixedPairs(bs)
     G0, D0 = copy.deepcopy(task.nets["G"]), copy.deepcopy(task.nets["D"])
     order: list[str] = []
@@ -172,7 +183,7 @@ def test_pix2pixhd_feature_matching_uses_one_set_of_discriminator_weights() -> N
     assert float(logs["G_fm"]) == pytest.approx(float(fm), rel=1e-5) and float(fm) > 0
     assert float(logs["G_gan"]) == pytest.approx(float(gan), rel=1e-5)
     assert float(logs["D"]) == pytest.approx(float(d), rel=1e-5)
-    assert all(not torch.equal(a, b) for a, b in zip(D0.parameters(), task.nets["D"].parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(D0.parameters(), task.nets["D"].parameters(), strict=True))
     assert order == ["G", "D"]
 
 
@@ -189,5 +200,5 @@ def test_resume_through_the_trainer_is_exact(tmp_path: Path, name: str) -> None:
     _fit(tmp_path / "part", 2, name)
     resumed = _fit(tmp_path / "part", 4, name)  # continues from the step-2 checkpoint
     for k in full.nets:
-        for (n, a), b in zip(full.nets[k].state_dict().items(), resumed.nets[k].state_dict().values()):
+        for (n, a), b in zip(full.nets[k].state_dict().items(), resumed.nets[k].state_dict().values(), strict=True):
             assert torch.equal(a, b), f"{k}.{n}"

@@ -1,4 +1,5 @@
 """Chapter 02 (MedGAN): Gram/style/content losses by hand, UQI, the tasks' data flow, the claims' wiring."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ def test_style_and_content_losses_by_hand(monkeypatch) -> None:
     monkeypatch.setattr(loss, "_feats", lambda x: feats[id(x)])
     style, content = loss(fake, real)
     exp_style = exp_content = 0.0
-    for ws, wc, f, r in zip((1.0, 0.5), (2.0, 1.0), feats[id(fake)], feats[id(real)]):
+    for ws, wc, f, r in zip((1.0, 0.5), (2.0, 1.0), feats[id(fake)], feats[id(real)], strict=True):
         c = f.shape[1]
         for n in range(2):
             ff, rr = f[n].reshape(c, -1), r[n].reshape(c, -1)
@@ -53,7 +54,7 @@ def _uqi_loop(x: np.ndarray, y: np.ndarray, w: int) -> float:
     qs = []
     for i in range(x.shape[0] - w + 1):
         for j in range(x.shape[1] - w + 1):
-            a, b = x[i:i + w, j:j + w].ravel(), y[i:i + w, j:j + w].ravel()
+            a, b = x[i : i + w, j : j + w].ravel(), y[i : i + w, j : j + w].ravel()
             ma, mb = a.mean(), b.mean()
             va, vb, cab = a.var(), b.var(), ((a - ma) * (b - mb)).mean()
             qs.append(4 * cab * ma * mb / ((va + vb) * (ma**2 + mb**2)))
@@ -66,9 +67,9 @@ def test_uqi_matches_wang_bovik_by_hand() -> None:
     assert uqi(x, y) == pytest.approx(_uqi_loop(x, y, 8), rel=1e-9)
     assert uqi(x, y, window=4) == pytest.approx(_uqi_loop(x, y, 4), rel=1e-9)
     assert uqi(x, x) == pytest.approx(1.0)
-    assert uqi(x, 0.5 * x + 0.2) < 0.99              # luminance/contrast distortions lower Q
+    assert uqi(x, 0.5 * x + 0.2) < 0.99  # luminance/contrast distortions lower Q
     z = np.zeros((10, 10))
-    assert uqi(z, z) == pytest.approx(1.0)           # flat and equal (the background) counts as perfect
+    assert uqi(z, z) == pytest.approx(1.0)  # flat and equal (the background) counts as perfect
     assert uqi(np.full((10, 10), 0.2), np.full((10, 10), 0.6)) == pytest.approx(2 * 0.2 * 0.6 / (0.04 + 0.36))
     batch = torch.from_numpy(np.stack([x, y]))[:, None]
     per = uqi(batch, batch.flip(0), reduction="none")
@@ -81,8 +82,11 @@ def test_task_pairs_put_degraded_image_in_src_and_clean_in_dst() -> None:
     data = make_medgan_data(2, 32, seed=3, split="train")
     b = make_brain(data.seeds[1], size=(32, 32))
     m = medgan_set(b, data.seeds[1])
-    expect = {"motion": (m["t1_motion"], b.images["t1"]), "denoise": (m["pet_low"], m["pet"]),
-              "pet2ct": (m["pet"], m["ct"])}
+    expect = {
+        "motion": (m["t1_motion"], b.images["t1"]),
+        "denoise": (m["pet_low"], m["pet"]),
+        "pet2ct": (m["pet"], m["ct"]),
+    }
     for task, (s, d) in expect.items():
         src, dst = data.pair(task)
         assert src.shape == dst.shape == (2, 1, 32, 32)
@@ -104,7 +108,7 @@ def test_degrade_severity_knob() -> None:
     err = [np.abs(degrade(b, "motion", s)[0] - t1).mean() for s in (0.5, 2.0)]
     assert err[0] < err[1]
     noisy = [np.abs(degrade(b, "denoise", s)[0] - degrade(b, "denoise", s)[1]).mean() for s in (0.5, 4.0)]
-    assert noisy[0] < noisy[1]                        # fewer counts -> noisier PET
+    assert noisy[0] < noisy[1]  # fewer counts -> noisier PET
 
 
 def _record(ssim_by_row: dict[str, float]) -> dict:
@@ -113,15 +117,15 @@ def _record(ssim_by_row: dict[str, float]) -> dict:
 
 def test_claims_follow_tables_and_copy_baseline_only_where_modalities_match() -> None:
     rows = run.MODELS + ev.BASELINES
-    paper_like = _record(dict(zip(rows, (0.5, 0.6, 0.7, 0.8, 0.55, 0.3, 0.2, 0.4))))
+    paper_like = _record(dict(zip(rows, (0.5, 0.6, 0.7, 0.8, 0.55, 0.3, 0.2, 0.4), strict=True)))
     claims = run.claims()
     assert {r["verdict"] for r in ev.evaluate_claims(claims, [paper_like] * 3)} == {ev.SUPPORTED}
-    reversed_ = _record(dict(zip(rows, (0.8, 0.7, 0.6, 0.5, 0.9, 0.95, 0.2, 0.99))))
+    reversed_ = _record(dict(zip(rows, (0.8, 0.7, 0.6, 0.5, 0.9, 0.95, 0.2, 0.99), strict=True)))
     assert {r["verdict"] for r in ev.evaluate_claims(claims, [reversed_] * 3)} == {ev.CONTRADICTED}
     copy_claims = [c.text for c in claims if ev.BASELINES[2] in c.text]
     assert sorted(copy_claims) == sorted(f"[{t}] MedGAN beats copy the input in SSIM" for t in run.COPY_TASKS)
     every = next(c for c in claims if c.text.startswith("[motion] every model"))
-    worst = _record(dict(zip(rows, (0.1, 0.6, 0.7, 0.8, 0.55, 0.3, 0.2, 0.4))))
+    worst = _record(dict(zip(rows, (0.1, 0.6, 0.7, 0.8, 0.55, 0.3, 0.2, 0.4), strict=True)))
     assert every.stat(worst) == pytest.approx(0.1 - 0.3)
 
 
@@ -135,8 +139,8 @@ def test_evaluate_scores_identity_perfectly() -> None:
 
 def test_presets() -> None:
     q, s, f = (run.PRESETS[k] for k in ("quick", "standard", "full"))
-    assert q.image_size // 2 ** q.num_downs == 1 and f.image_size // 2 ** f.num_downs == 1
-    assert (f.image_size, f.num_downs, f.n_blocks, f.ngf) == (256, 8, 6, 64)      # the paper's CasNet
+    assert q.image_size // 2**q.num_downs == 1 and f.image_size // 2**f.num_downs == 1
+    assert (f.image_size, f.num_downs, f.n_blocks, f.ngf) == (256, 8, 6, 64)  # the paper's CasNet
     assert q.n_blocks == 6 and s.n_seeds == 3 and s.steps > q.steps
 
 

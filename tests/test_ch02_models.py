@@ -1,5 +1,6 @@
 """Chapter 02 (MedGAN): CasNet wiring and parameter counts, the D-feature perceptual loss by hand,
 the D:G = 1:3 schedule, which tensor reaches the discriminator."""
+
 from __future__ import annotations
 
 import pytest
@@ -40,15 +41,19 @@ def test_casnet_params_are_n_ublocks(n_blocks: int) -> None:
     assert len(net.blocks) == n_blocks
     assert count_params(net) == n_blocks * count_params(ublock(1, 1, 5, 4))
     # the first block takes the input's channels, later blocks the previous output's
-    assert count_params(CasNet(3, 1, n_blocks, 5, 4)) == count_params(ublock(3, 1, 5, 4)) + (n_blocks - 1) * count_params(ublock(1, 1, 5, 4))
+    assert count_params(CasNet(3, 1, n_blocks, 5, 4)) == count_params(ublock(3, 1, 5, 4)) + (
+        n_blocks - 1
+    ) * count_params(ublock(1, 1, 5, 4))
 
 
 def test_casnet_chains_blocks_without_cross_block_skips() -> None:
     torch.manual_seed(0)
     net = CasNet(1, 1, 4, num_downs=5, ngf=4).eval()
     seen = []
-    hooks = [b.register_forward_hook(lambda m, i, o: seen.append((i[0].detach().clone(), o.detach().clone())))
-             for b in net.blocks]
+    hooks = [
+        b.register_forward_hook(lambda m, i, o: seen.append((i[0].detach().clone(), o.detach().clone())))
+        for b in net.blocks
+    ]
     x = torch.rand(2, 1, 32, 32) * 2 - 1
     with torch.no_grad():
         outs = net(x, all_outputs=True)
@@ -79,7 +84,7 @@ def test_16x16_patch_discriminator() -> None:
 
 def test_d_perceptual_loss_by_hand() -> None:
     torch.manual_seed(1)
-    d = PatchDiscriminator(2, ndf=2, n_layers=1).eval()   # eval: BatchNorm uses running stats (0, 1)
+    d = PatchDiscriminator(2, ndf=2, n_layers=1).eval()  # eval: BatchNorm uses running stats (0, 1)
     src, fake, real = (torch.rand(2, 1, 16, 16) * 2 - 1 for _ in range(3))
     g0, g1 = d.groups[0][0], d.groups[1][0]
 
@@ -91,8 +96,9 @@ def test_d_perceptual_loss_by_hand() -> None:
 
     w = (0.5, 2.0, 3.0)
     hf, hr = feats(fake), feats(real)
-    by_hand = (w[0] * (fake - real).abs().mean() + w[1] * (hf[0] - hr[0]).abs().mean()
-               + w[2] * (hf[1] - hr[1]).abs().mean())
+    by_hand = (
+        w[0] * (fake - real).abs().mean() + w[1] * (hf[0] - hr[0]).abs().mean() + w[2] * (hf[1] - hr[1]).abs().mean()
+    )
     with torch.no_grad():
         ff, rf = d(torch.cat([src, fake], 1), features=True), d(torch.cat([src, real], 1), features=True)
     total, terms = d_perceptual_loss(fake, real, ff, rf, w)
@@ -123,14 +129,14 @@ def test_discriminator_updated_once_per_d_every_generator_steps(d_every: int, ex
         d0 = [p.detach().clone() for p in task.nets["D"].parameters()]
         g0 = [p.detach().clone() for p in task.nets["G"].parameters()]
         out = task.train_step(b, ctx)
-        if any(not torch.equal(a, p) for a, p in zip(d0, task.nets["D"].parameters())):
+        if any(not torch.equal(a, p) for a, p in zip(d0, task.nets["D"].parameters(), strict=True)):
             d_changed.append(step)
-        if any(not torch.equal(a, p) for a, p in zip(g0, task.nets["G"].parameters())):
+        if any(not torch.equal(a, p) for a, p in zip(g0, task.nets["G"].parameters(), strict=True)):
             g_changed.append(step)
         logged.append(out["D_updated"])
     assert d_changed == expected
-    assert g_changed == list(range(1, 8))           # the generator trains every iteration
-    assert [s for s, f in zip(range(1, 8), logged) if f] == expected
+    assert g_changed == list(range(1, 8))  # the generator trains every iteration
+    assert [s for s, f in zip(range(1, 8), logged, strict=True) if f] == expected
 
 
 def test_discriminator_sees_condition_and_the_right_image() -> None:
@@ -144,7 +150,7 @@ def test_discriminator_sees_condition_and_the_right_image() -> None:
     # D step: (src, fake), (src, dst); G step: (src, fake) with grad, (src, dst) for the perceptual targets
     assert len(seen) == 4
     for x in seen:
-        assert x.shape[1] == 2 and torch.equal(x[:, :1], b["src"])    # channel 0: the condition (input)
+        assert x.shape[1] == 2 and torch.equal(x[:, :1], b["src"])  # channel 0: the condition (input)
     assert torch.equal(seen[1][:, 1:], b["dst"]) and torch.equal(seen[3][:, 1:], b["dst"])  # channel 1: the target
     assert not torch.equal(seen[0][:, 1:], b["dst"]) and torch.allclose(seen[0][:, 1:], seen[2][:, 1:])
 

@@ -1,4 +1,5 @@
 """RetiGAN (chapter 03): the three-term D loss by hand, smoothed negatives, per-scale weights, data flow."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,15 @@ from torch import nn
 
 from medsynth.blocks import count_params
 from medsynth.discriminators import MultiScaleDiscriminator
-from medsynth.models.retigan import (LAMBDAS, RetiGANTask, SharedScaleDiscriminator, TreePhotoDataset,
-                                     discriminator_counts, smooth_edges, tree_input)
+from medsynth.models.retigan import (
+    LAMBDAS,
+    RetiGANTask,
+    SharedScaleDiscriminator,
+    TreePhotoDataset,
+    discriminator_counts,
+    smooth_edges,
+    tree_input,
+)
 from medsynth.models.vessel_data import VesselSet
 from medsynth.training import StepContext
 
@@ -33,7 +41,9 @@ class MeanD(nn.Module):
 
     def forward(self, x, features=False):
         self.inputs.append(x.detach().clone())
-        return [[x.mean(1, keepdim=True) * self.w, (k + 1) * x.mean(1, keepdim=True) * self.w] for k in range(self.num_d)]
+        return [
+            [x.mean(1, keepdim=True) * self.w, (k + 1) * x.mean(1, keepdim=True) * self.w] for k in range(self.num_d)
+        ]
 
 
 def _batch(n=2, size=16, seed=0):
@@ -89,8 +99,8 @@ def test_which_tensor_is_input_and_which_target():
     task.nets["G"].register_forward_pre_hook(lambda m, i: seen.__setitem__("g_in", i[0].clone()))
     b = _batch()
     task.train_step(b, _ctx(task))
-    assert torch.equal(seen["g_in"], b["src"])                 # G sees the tree + FOV, never the photograph
-    real, fake_d, smooth = d.inputs[:3]                        # D pass order: real pair, fake pair, smooth pair
+    assert torch.equal(seen["g_in"], b["src"])  # G sees the tree + FOV, never the photograph
+    real, fake_d, smooth = d.inputs[:3]  # D pass order: real pair, fake pair, smooth pair
     assert torch.equal(real, torch.cat([b["src"], b["dst"]], 1))
     assert torch.equal(smooth, torch.cat([b["src"], b["dst_smooth"]], 1))
     assert torch.equal(fake_d[:, :2], b["src"]) and not torch.equal(fake_d[:, 2:], b["dst"])
@@ -107,16 +117,19 @@ def test_tree_input_channels():
 
 def test_smoothed_negatives_differ_only_near_edges():
     yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
-    disk = (((yy - 24) ** 2 + (xx - 24) ** 2) < 12 ** 2).float()
+    disk = (((yy - 24) ** 2 + (xx - 24) ** 2) < 12**2).float()
     photo = (disk * 1.6 - 0.8)[None, None].expand(1, 3, 48, 48).contiguous()
     xb, band = smooth_edges(photo, dilate=2, blur_sigma=1.5, return_mask=True)
     diff = (xb - photo).abs().amax(1)[0]
     r = torch.sqrt((yy - 24) ** 2 + (xx - 24) ** 2)
-    assert diff[(r - 12).abs() > 5].max() == 0                  # far from the circle: untouched, exactly
+    assert diff[(r - 12).abs() > 5].max() == 0  # far from the circle: untouched, exactly
     assert diff[~band[0, 0]].max() == 0 and band[0, 0][(r - 12).abs() < 1].all()
-    assert diff[(r - 12).abs() < 1].mean() > 0.1                # at the edge: smoothed
-    gy = lambda im: (im[0, 0, 1:] - im[0, 0, :-1]).abs().max()
-    assert gy(xb) < 0.8 * gy(photo)                             # the sharpest step is gone
+    assert diff[(r - 12).abs() < 1].mean() > 0.1  # at the edge: smoothed
+
+    def gy(im):
+        return (im[0, 0, 1:] - im[0, 0, :-1]).abs().max()
+
+    assert gy(xb) < 0.8 * gy(photo)  # the sharpest step is gone
     wide, _ = smooth_edges(photo, dilate=4, return_mask=True)
     assert (wide - photo).abs().sum() > (xb - photo).abs().sum()  # a wider band smooths more pixels
 
@@ -127,7 +140,7 @@ def test_independent_scale_weights_vs_shared():
     ptrs = [{p.data_ptr() for p in d.parameters()} for d in ind.ds]
     assert not (ptrs[0] & ptrs[1]) and not (ptrs[1] & ptrs[2])
     assert count_params(ind) == 3 * count_params(sh)
-    with torch.no_grad():                                       # change scale 0 only: scales 1, 2 unchanged
+    with torch.no_grad():  # change scale 0 only: scales 1, 2 unchanged
         x = torch.randn(1, 5, 32, 32)
         before = [o.clone() for o in ind(x)]
         for p in ind.ds[0].parameters():
@@ -137,6 +150,7 @@ def test_independent_scale_weights_vs_shared():
     assert torch.equal(before[1], after[1]) and torch.equal(before[2], after[2])
     # the shared D applies the same network to the pooled input: scale 1 == scale-0 net on avg-pooled x
     from medsynth.blocks import avg_downsample
+
     with torch.no_grad():
         assert torch.allclose(sh(x)[1], sh.d(avg_downsample(x)))
     counts = discriminator_counts(ndf=64)
@@ -145,19 +159,26 @@ def test_independent_scale_weights_vs_shared():
 
 def test_dataset_crops_tree_photo_and_smooth_copy_together():
     g = torch.Generator().manual_seed(0)
-    data = VesselSet(torch.rand(2, 3, 16, 16, generator=g) * 2 - 1, (torch.rand(2, 1, 16, 16, generator=g) > 0.8).float(),
-                     torch.ones(2, 1, 16, 16, dtype=torch.bool), ["a", "b"])
+    data = VesselSet(
+        torch.rand(2, 3, 16, 16, generator=g) * 2 - 1,
+        (torch.rand(2, 1, 16, 16, generator=g) > 0.8).float(),
+        torch.ones(2, 1, 16, 16, dtype=torch.bool),
+        ["a", "b"],
+    )
     ds = TreePhotoDataset(data, crop=8, per_image=3)
     assert len(ds) == 6
     torch.manual_seed(5)
-    it = ds[4]                                                  # image 1
+    it = ds[4]  # image 1
     full_src, full_dst, full_sm = ds.src[1], ds.dst[1], ds.dst_smooth[1]
     # find the window by matching the photograph and check the tree and smooth copy come from the same one
     found = False
     for fl in ([], [-1], [-2], [-1, -2]):
         for y in range(9):
             for x in range(9):
-                win = lambda t: t[:, y:y + 8, x:x + 8].flip(fl) if fl else t[:, y:y + 8, x:x + 8]
+
+                def win(t, y=y, x=x, fl=fl):
+                    return t[:, y : y + 8, x : x + 8].flip(fl) if fl else t[:, y : y + 8, x : x + 8]
+
                 if torch.equal(win(full_dst), it["dst"]):
                     assert torch.equal(win(full_src), it["src"]) and torch.equal(win(full_sm), it["dst_smooth"])
                     found = True
@@ -186,4 +207,4 @@ def test_feature_matching_uses_one_set_of_discriminator_weights():
     assert logs["G_fm"].item() == pytest.approx(fm.item(), rel=1e-5) and fm.item() > 0
     assert logs["G_adv"].item() == pytest.approx(adv.item(), rel=1e-5)
     assert order == ["G", "D"]
-    assert all(not torch.equal(a, c) for a, c in zip(D0.parameters(), task.nets["D"].parameters()))
+    assert all(not torch.equal(a, c) for a, c in zip(D0.parameters(), task.nets["D"].parameters(), strict=True))

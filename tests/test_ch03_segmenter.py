@@ -1,4 +1,5 @@
 """Chapter 03's vessel segmenter and FOV metrics: values by hand, data flow, the DRIVE protocols."""
+
 from __future__ import annotations
 
 import sys
@@ -21,7 +22,7 @@ from convert_drive import convert_drive  # noqa: E402
 # ---------------------------------------------------------------- metrics
 def test_auc_equals_pairwise_count_with_ties():
     rng = np.random.default_rng(0)
-    s = rng.integers(0, 5, 300).astype(float)          # many ties
+    s = rng.integers(0, 5, 300).astype(float)  # many ties
     y = rng.random(300) < 0.3
     pos, neg = s[y], s[~y]
     pairwise = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
@@ -34,14 +35,14 @@ def test_auc_equals_pairwise_count_with_ties():
 def test_fov_scores_by_hand_and_outside_fov_ignored():
     prob = np.array([[0.9, 0.8, 0.3, 0.1, 0.6, 0.7]])
     true = np.array([[1, 0, 1, 0, 0, 1]], bool)
-    fov = np.array([[1, 1, 1, 1, 1, 0]], bool)        # last pixel outside the FOV
+    fov = np.array([[1, 1, 1, 1, 1, 0]], bool)  # last pixel outside the FOV
     r = fov_scores(prob, true, fov)
     # inside: pred = [1,1,0,0,1], true = [1,0,1,0,0] -> TP 1, FP 2, FN 1, TN 1
     assert r["accuracy"] == pytest.approx(2 / 5) and r["sensitivity"] == pytest.approx(1 / 2)
     assert r["specificity"] == pytest.approx(1 / 3) and r["dice"] == pytest.approx(2 / 5)
     assert r["auc"] == pytest.approx(roc_auc(prob[fov], true[fov])) and r["n_pixels"] == 5
     prob2 = prob.copy()
-    prob2[0, 5] = 0.0                                   # change a pixel outside the FOV: nothing moves
+    prob2[0, 5] = 0.0  # change a pixel outside the FOV: nothing moves
     assert fov_scores(prob2, true, fov) == r
     assert fov_scores(prob, true, fov, threshold=0.75)["sensitivity"] == pytest.approx(1 / 2)  # 0.9 only
     assert fov_scores(prob, true, fov, threshold=0.75)["specificity"] == pytest.approx(2 / 3)
@@ -102,7 +103,7 @@ def _fake_full_drive(root: Path, size=(40, 36)) -> Path:
         for i in nums:
             num = f"{i:02d}"
             ves = np.zeros(size, bool)
-            ves[rng.integers(0, size[0], 4), :] = True          # horizontal and vertical 'vessels'
+            ves[rng.integers(0, size[0], 4), :] = True  # horizontal and vertical 'vessels'
             ves[:, rng.integers(0, size[1], 4)] = True
             img = np.full((*size, 3), 170, np.uint8)
             img[ves] = (90, 40, 30)
@@ -125,6 +126,7 @@ def test_full_drive_from_data_root_uses_the_official_test_split(tmp_path):
 def test_training_only_drive_from_data_root_holds_out_36_40(tmp_path):
     d = _fake_full_drive(tmp_path)
     import shutil
+
     shutil.rmtree(d / "test")
     for p in sorted(q for q in (d / "training").rglob("*_*") if q.is_file()):  # renumber 21-24 -> 35-38
         p.rename(p.with_name(f"{int(p.name[:2]) + 14}{p.name[2:]}"))
@@ -141,11 +143,11 @@ def test_real_drive_holdout_and_converted_copy_agree(tmp_path, shared_data):
     train, test, protocol = drive_protocol(None, shared_data, 64)
     assert len(train) == 15 and test.ids == list(HOLDOUT_IDS) and "held out" in protocol
     frac = test.vessels[test.fov].mean().item()
-    assert 0.08 < frac < 0.25                      # DRIVE: ~12 % at full size; at 64 px quarter-cover labels widen vessels
+    assert 0.08 < frac < 0.25  # DRIVE: ~12 % at full size; at 64 px quarter-cover labels widen vessels
     out = convert_drive(shared_data / "DRIVE", tmp_path / "drive")
     train2, test2, _ = drive_protocol(out, None, 64)
     assert train2.ids == train.ids and torch.equal(test2.vessels, test.vessels)
-    assert (test2.images - test.images).abs().max() < 2 / 255 + 1e-6   # PNG round trip of the same pixels
+    assert (test2.images - test.images).abs().max() < 2 / 255 + 1e-6  # PNG round trip of the same pixels
 
 
 def test_phantom_set_is_seeded_and_masked():

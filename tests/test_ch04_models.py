@@ -1,4 +1,5 @@
 """Chapter 04 networks: shapes, heads, the bottleneck condition, the VAE pieces."""
+
 from __future__ import annotations
 
 import math
@@ -6,10 +7,17 @@ import math
 import pytest
 import torch
 
-from medsynth.models.structsynth import (CondUNet, Decoder, LatentDisc, VAEEncoder, VGGDisc, kl_divergence,
-                                         latent_shape, one_hot_map, reparameterise)
-
-
+from medsynth.models.structsynth import (
+    CondUNet,
+    Decoder,
+    LatentDisc,
+    VAEEncoder,
+    VGGDisc,
+    kl_divergence,
+    latent_shape,
+    one_hot_map,
+    reparameterise,
+)
 
 
 def test_vae_shapes_and_reparameterisation():
@@ -54,7 +62,7 @@ def test_cond_unet_shapes_and_condition_changes_output():
     assert float((y0 - y1).abs().mean()) > 0.01 * float(y0.abs().mean())  # the one-hot condition matters
     torch.testing.assert_close(g(x, torch.eye(4)[[1, 1]]), y1)  # indices == one-hot rows
     with pytest.raises(ValueError):
-        g(x)                                                    # a conditional net needs its condition
+        g(x)  # a conditional net needs its condition
     with pytest.raises(ValueError):
         g(torch.rand(1, 2, 60, 60), torch.tensor([0]))
     seg = CondUNet(1, 1, 0, 8, 2, out_act="none")

@@ -1,4 +1,5 @@
 """LPIPS and FVD (chapter 05): identities, symmetry, labelled fallbacks, clear errors offline."""
+
 from __future__ import annotations
 
 import pytest

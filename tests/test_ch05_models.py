@@ -1,16 +1,25 @@
 """Fundus2Video (chapter 05): windows, autoregressive rollout, attention loss, training, resume."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from medsynth.models.fundus2video import (ABLATIONS, PAPER_TABLE1, Fundus2VideoGenerator, Fundus2VideoTask,
-                                           Techniques, VideoDataset, attention_loss, iter_rollout, p_generated,
-                                           rollout, window_indices)
+from medsynth.models.fundus2video import (
+    ABLATIONS,
+    PAPER_TABLE1,
+    Fundus2VideoGenerator,
+    Fundus2VideoTask,
+    Techniques,
+    VideoDataset,
+    attention_loss,
+    iter_rollout,
+    p_generated,
+    rollout,
+    window_indices,
+)
 from medsynth.training import StepContext, TrainConfig, Trainer
-
-
 
 TINY = dict(ngf=8, n_down=2, n_blocks=1, ndf=8, num_d=3, n_layers_d=2, num_patches=32, nce_nc=16)
 
@@ -18,9 +27,12 @@ TINY = dict(ngf=8, n_down=2, n_blocks=1, ndf=8, num_d=3, n_layers_d=2, num_patch
 def _batch(n: int = 2, t: int = 6, size: int = 32, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     frames = torch.rand(n, t, 1, size, size, generator=g) * 2 - 1
-    return {"src": torch.rand(n, 3, size, size, generator=g) * 2 - 1, "frames": frames,
-            "km": (torch.rand(n, 1, size, size, generator=g) > 0.8).float(),
-            "lesion": (torch.rand(n, 1, size, size, generator=g) > 0.9).float()}
+    return {
+        "src": torch.rand(n, 3, size, size, generator=g) * 2 - 1,
+        "frames": frames,
+        "km": (torch.rand(n, 1, size, size, generator=g) > 0.8).float(),
+        "lesion": (torch.rand(n, 1, size, size, generator=g) > 0.9).float(),
+    }
 
 
 def _ctx(task) -> StepContext:
@@ -121,8 +133,8 @@ def test_attention_loss_scale_does_not_shrink_with_the_mask_area() -> None:
     feat = torch.zeros(1, 4, 64, 64)
     feat[..., :, :8] = 1.0  # the activation peaks only in a strip the masks do not touch
     small, large = torch.zeros(1, 1, 64, 64), torch.zeros(1, 1, 64, 64)
-    small[..., 30:38, 30:38] = 1            # 64 px = 1.6 %
-    large[..., :, 32:] = 1                  # 50 %
+    small[..., 30:38, 30:38] = 1  # 64 px = 1.6 %
+    large[..., :, 32:] = 1  # 50 %
     assert float(small.mean()) < 0.02
     assert float(attention_loss(feat, small)) == pytest.approx(1.0)
     assert float(attention_loss(feat, large)) == pytest.approx(1.0)
@@ -133,7 +145,9 @@ def test_attention_loss_scale_does_not_shrink_with_the_mask_area() -> None:
 def test_ablation_table_matches_the_paper_rows() -> None:
     assert set(ABLATIONS) == set(PAPER_TABLE1)
     assert PAPER_TABLE1["all_knowledge_mask"] == dict(FVD=1503.21, SSIM=0.3814, PSNR=11.81, LPIPS=0.2001)
-    assert ABLATIONS["all_lesion_mask"].mask == "lesion" and ABLATIONS["baseline"] == Techniques(False, False, False, False)
+    assert ABLATIONS["all_lesion_mask"].mask == "lesion" and ABLATIONS["baseline"] == Techniques(
+        False, False, False, False
+    )
     with pytest.raises(ValueError):
         Techniques(mask="other")
 
@@ -149,7 +163,9 @@ def test_train_step_updates_everything_including_the_projection_head() -> None:
     assert {"D", "G_gan", "G_fm", "G_att", "G_up", "G_sp", "G_kd", "L1"} <= set(losses)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in losses.values())
     for k, ps in before.items():
-        assert any(not torch.equal(b, p) for b, p in zip(ps, task.nets[k].parameters())), f"{k} did not move"
+        assert any(not torch.equal(b, p) for b, p in zip(ps, task.nets[k].parameters(), strict=True)), (
+            f"{k} did not move"
+        )
 
 
 def test_baseline_leaves_the_head_alone_and_masks_switch() -> None:
@@ -157,7 +173,7 @@ def test_baseline_leaves_the_head_alone_and_masks_switch() -> None:
     before = [p.detach().clone() for p in task.nets["F"].parameters()]
     losses = task.train_step(_batch(), _ctx(task))
     assert float(losses["G_up"]) == 0 and float(losses["G_kd"]) == 0
-    assert all(torch.equal(b, p) for b, p in zip(before, task.nets["F"].parameters()))
+    assert all(torch.equal(b, p) for b, p in zip(before, task.nets["F"].parameters(), strict=True))
     b = _batch()
     assert torch.equal(Fundus2VideoTask(**TINY, techniques=Techniques(mask="lesion")).mask_of(b), b["lesion"])
     assert float(Fundus2VideoTask(**TINY, techniques=Techniques(mask="none")).mask_of(b).min()) == 1.0
@@ -188,8 +204,16 @@ class _Seqs(torch.utils.data.Dataset):
 def test_resume_via_trainer_is_exact(tmp_path) -> None:
     def run(out, steps, ckpt_every):
         task = Fundus2VideoTask(**TINY, windows_per_step=2, seed=0)
-        cfg = TrainConfig(steps=steps, out_dir=out, batch_size=2, log_every=1, ckpt_every=ckpt_every,
-                          device="cpu", progress=False, seed=3)
+        cfg = TrainConfig(
+            steps=steps,
+            out_dir=out,
+            batch_size=2,
+            log_every=1,
+            ckpt_every=ckpt_every,
+            device="cpu",
+            progress=False,
+            seed=3,
+        )
         Trainer(task, _Seqs(), cfg).fit()
         return task
 
@@ -197,7 +221,7 @@ def test_resume_via_trainer_is_exact(tmp_path) -> None:
     run(tmp_path / "b", 2, 2)
     resumed = run(tmp_path / "b", 4, 2)
     for k in full.nets:
-        for p, q in zip(full.nets[k].parameters(), resumed.nets[k].parameters()):
+        for p, q in zip(full.nets[k].parameters(), resumed.nets[k].parameters(), strict=True):
             assert torch.equal(p, q), k
 
 
@@ -205,8 +229,9 @@ def test_video_dataset_adds_both_masks(tmp_path) -> None:
     from medsynth.data import write_phantoms
     from medsynth.knowledge import knowledge_mask
 
-    root = write_phantoms(tmp_path / "seq", "retina_seq", {"train": 2}, size=(32, 32), seed=0, severity=0.8,
-                          misalign=0.3)
+    root = write_phantoms(
+        tmp_path / "seq", "retina_seq", {"train": 2}, size=(32, 32), seed=0, severity=0.8, misalign=0.3
+    )
     ds = VideoDataset(root, "train", flip=False)
     item = ds[0]
     assert item["frames"].shape == (12, 1, 32, 32) and item["src"].shape == (3, 32, 32)
@@ -222,21 +247,23 @@ def test_paper_augmentation_crops_all_alike_and_recomputes_the_mask(tmp_path, mo
     from medsynth.data import write_phantoms
     from medsynth.knowledge import knowledge_mask
 
-    root = write_phantoms(tmp_path / "seq", "retina_seq", {"train": 1}, size=(32, 32), seed=0, severity=0.8,
-                          misalign=0.3)
+    root = write_phantoms(
+        tmp_path / "seq", "retina_seq", {"train": 1}, size=(32, 32), seed=0, severity=0.8, misalign=0.3
+    )
     plain = VideoDataset(root, "train", augment="none")[0]
-    monkeypatch.setattr(data05, "_crop_box", lambda h, w: (4, 28, 2, 18))       # rows 4:28, cols 2:18
-    monkeypatch.setattr(data05, "_colour", lambda src: src)                       # colour: tested below
+    monkeypatch.setattr(data05, "_crop_box", lambda h, w: (4, 28, 2, 18))  # rows 4:28, cols 2:18
+    monkeypatch.setattr(data05, "_colour", lambda src: src)  # colour: tested below
     item = VideoDataset(root, "train", augment="paper")[0]
 
     def crop(x):
-        return F.interpolate(x[..., 4:28, 2:18].reshape(-1, 1, 24, 16), size=(32, 32), mode="bilinear",
-                             align_corners=False).reshape(x.shape)
+        return F.interpolate(
+            x[..., 4:28, 2:18].reshape(-1, 1, 24, 16), size=(32, 32), mode="bilinear", align_corners=False
+        ).reshape(x.shape)
 
     assert torch.allclose(item["frames"], crop(plain["frames"]), atol=1e-6)
-    assert torch.allclose(item["src"], crop(plain["src"]), atol=1e-6)          # photo and frames cut alike
+    assert torch.allclose(item["src"], crop(plain["src"]), atol=1e-6)  # photo and frames cut alike
     assert torch.equal(item["km"].bool(), knowledge_mask(item["frames"][0], item["frames"][-1], 45, (-1.0, 1.0)))
-    assert not torch.equal(item["km"], plain["km"])                           # the mask of the cropped frames
+    assert not torch.equal(item["km"], plain["km"])  # the mask of the cropped frames
     with pytest.raises(ValueError, match="augment"):
         VideoDataset(root, "train", augment="vflip")
 

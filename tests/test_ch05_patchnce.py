@@ -1,4 +1,5 @@
 """PatchNCE (Fundus2Video Eqs. 2-4): a hand-checked value, and a projection head that trains."""
+
 from __future__ import annotations
 
 import math
@@ -42,7 +43,7 @@ def test_gradient_reaches_the_projection_head_and_a_step_changes_it() -> None:
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
     opt.step()  # (the official code zeroes these gradients right before its step: nothing moves there)
-    assert all(not torch.equal(b, p) for b, p in zip(before, head.parameters()))
+    assert all(not torch.equal(b, p) for b, p in zip(before, head.parameters(), strict=True))
 
 
 def test_projector_reuses_positions_and_checks_layers() -> None:

@@ -1,4 +1,5 @@
 """Fundus2Video (chapter 05) training step: one D for real and fake features, masked inputs where Eqs. 3-6 say."""
+
 from __future__ import annotations
 
 import copy
@@ -15,10 +16,12 @@ TINY = dict(ngf=8, n_down=2, n_blocks=1, ndf=8, num_d=2, n_layers_d=2, num_patch
 
 def _batch(seed: int = 0, size: int = 32) -> dict:
     g = torch.Generator().manual_seed(seed)
-    return {"src": torch.rand(1, 3, size, size, generator=g) * 2 - 1,
-            "frames": torch.rand(1, 1, 1, size, size, generator=g) * 2 - 1,   # T = 1: one window, prev = CF
-            "km": (torch.rand(1, 1, size, size, generator=g) > 0.7).float(),
-            "lesion": torch.zeros(1, 1, size, size)}
+    return {
+        "src": torch.rand(1, 3, size, size, generator=g) * 2 - 1,
+        "frames": torch.rand(1, 1, 1, size, size, generator=g) * 2 - 1,  # T = 1: one window, prev = CF
+        "km": (torch.rand(1, 1, size, size, generator=g) > 0.7).float(),
+        "lesion": torch.zeros(1, 1, size, size),
+    }
 
 
 def _ctx(task) -> StepContext:
@@ -44,8 +47,10 @@ def test_feature_matching_compares_real_and_fake_features_of_the_same_discrimina
     assert float(losses["G_gan"]) == pytest.approx(gan, rel=1e-5)
     assert abs(wrong - expect) > 1e-3 * expect  # the test can tell the two orders apart
     for name in ("G", "D"):  # both networks stepped
-        assert any(not torch.equal(p, q) for p, q in zip(task.nets[name].parameters(),
-                                                         (G0 if name == "G" else D0).parameters()))
+        assert any(
+            not torch.equal(p, q)
+            for p, q in zip(task.nets[name].parameters(), (G0 if name == "G" else D0).parameters(), strict=True)
+        )
 
 
 def _spy(monkeypatch, obj, name: str, seen: list) -> None:
@@ -77,8 +82,8 @@ def test_knowledge_aware_d_and_patchnce_receive_masked_inputs(monkeypatch, row: 
         return sum(bool(torch.allclose(x, want, atol=1e-6)) for x in seen)
 
     kd, nce = task.tech.kd, task.tech.up or task.tech.sp
-    assert count(d_in, real_in) == 1 and count(d_in, fake_in) == 2            # Eq. 5: D step, G step
-    assert count(d_in, real_in * m) == int(kd) and count(d_in, fake_in * m) == 2 * int(kd)   # Eq. 6
+    assert count(d_in, real_in) == 1 and count(d_in, fake_in) == 2  # Eq. 5: D step, G step
+    assert count(d_in, real_in * m) == int(kd) and count(d_in, fake_in * m) == 2 * int(kd)  # Eq. 6
     assert len(d_in) == 3 + 3 * int(kd)
     # Eqs. 3-4: the anchor is G(x) * M, the positives x * M (UP) and y * M (SP)
     assert count(enc_in, fake * m) == int(nce)

@@ -1,4 +1,5 @@
 """Chapter 05's two metric conventions (ours [0,1], the official [-1,1]) and common_metrics' I3D preprocessing."""
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,9 @@ from medsynth.metrics.video_eval import score_videos, to_convention
 
 def _official_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """common_metrics' ``ssim`` (cv2.filter2D with an 11x11 Gaussian, sigma 1.5, then [5:-5, 5:-5]), with scipy."""
-    C1, C2 = 0.01 ** 2, 0.03 ** 2
+    C1, C2 = 0.01**2, 0.03**2
     r = np.arange(11) - 5
-    k = np.exp(-r ** 2 / (2 * 1.5 ** 2))
+    k = np.exp(-(r**2) / (2 * 1.5**2))
     k /= k.sum()
     win = np.outer(k, k)
 
@@ -25,8 +26,8 @@ def _official_ssim(a: np.ndarray, b: np.ndarray) -> float:
         return correlate(x, win, mode="mirror")[5:-5, 5:-5]
 
     m1, m2 = filt(a), filt(b)
-    s1, s2, s12 = filt(a * a) - m1 ** 2, filt(b * b) - m2 ** 2, filt(a * b) - m1 * m2
-    return float((((2 * m1 * m2 + C1) * (2 * s12 + C2)) / ((m1 ** 2 + m2 ** 2 + C1) * (s1 + s2 + C2))).mean())
+    s1, s2, s12 = filt(a * a) - m1**2, filt(b * b) - m2**2, filt(a * b) - m1 * m2
+    return float((((2 * m1 * m2 + C1) * (2 * s12 + C2)) / ((m1**2 + m2**2 + C1) * (s1 + s2 + C2))).mean())
 
 
 def _videos(seed: int = 0, n: int = 3, t: int = 11, size: int = 32):
@@ -44,8 +45,9 @@ def test_official_convention_is_ours_on_2v_minus_1_and_matches_common_metrics() 
     assert np.allclose(ours["psnr_per_frame"] - off["psnr_per_frame"], 10 * math.log10(4), atol=1e-9)
     # SSIM: the official function applied to [-1,1] frames, re-implemented independently
     r1, f1 = to_convention(real, "official"), to_convention(fake, "official")
-    hand = np.mean([[_official_ssim(r1[i, t, 0].numpy(), f1[i, t, 0].numpy()) for i in range(3)] for t in range(11)],
-                   axis=1)
+    hand = np.mean(
+        [[_official_ssim(r1[i, t, 0].numpy(), f1[i, t, 0].numpy()) for i in range(3)] for t in range(11)], axis=1
+    )
     assert np.allclose(off["ssim_per_frame"], hand, atol=1e-6)
     assert not np.allclose(off["ssim_per_frame"], ours["ssim_per_frame"], atol=1e-3)  # the conventions differ
     # LPIPS: the official trans() maps [-1,1] once more, so the official value differs from ours
@@ -78,7 +80,7 @@ def _reference_preprocess_single(video: torch.Tensor, resolution: int = 224) -> 
     video = F.interpolate(video, size=target, mode="bilinear", align_corners=False)
     c, t, h, w = video.shape
     w0, h0 = (w - resolution) // 2, (h - resolution) // 2
-    video = video[:, :, h0:h0 + resolution, w0:w0 + resolution]
+    video = video[:, :, h0 : h0 + resolution, w0 : w0 + resolution]
     return ((video - 0.5) * 2).contiguous()
 
 
@@ -89,7 +91,7 @@ def test_i3d_preprocessing_is_common_metrics(hw) -> None:
     got = i3d_preprocess(v)
     assert got.shape == (2, 3, 5, 224, 224)
     for i in range(2):
-        ref = _reference_preprocess_single(v[i].repeat(1, 3, 1, 1).permute(1, 0, 2, 3))   # trans(): grey x3, CTHW
+        ref = _reference_preprocess_single(v[i].repeat(1, 3, 1, 1).permute(1, 0, 2, 3))  # trans(): grey x3, CTHW
         assert torch.allclose(got[i], ref, atol=1e-6)
 
 

@@ -1,4 +1,5 @@
 """The course summary (``make course``): headline from a chapter's own table, claims counted, index.html written."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,11 @@ TABLE = {"model X": 0.30, "mean training target": 0.40, "random training target"
 
 def test_headline_picks_the_best_baseline_in_the_metric_direction() -> None:
     up = headline("SSIM", True, "model X", TABLE, paper="0.5")
-    assert (up["best_baseline"], up["best_baseline_value"], up["beats_best_baseline"]) == \
-        ("mean training target", 0.40, False)          # pix2pix is a model, not an input-free baseline
+    assert (up["best_baseline"], up["best_baseline_value"], up["beats_best_baseline"]) == (
+        "mean training target",
+        0.40,
+        False,
+    )  # pix2pix is a model, not an input-free baseline
     down = headline("FID", False, "model X", TABLE)
     assert (down["best_baseline"], down["beats_best_baseline"]) == ("random training target", False)
     assert headline("FID", False, "pix2pix", TABLE)["beats_best_baseline"] is True
@@ -27,7 +31,9 @@ def test_summary_row_and_table() -> None:
     claims = [{"verdict": "supported"}, {"verdict": "contradicted"}, {"verdict": "supported"}]
     row = summary_row("05_x", {"headline": headline("PSNR", True, "model X", TABLE, "11.8"), "claims": claims}, 93.4)
     assert row["claims supported"] == "2/3" and row["wall time"] == "93 s" and row["paper"] == "11.8"
-    assert row["model"] == "model X 0.3" and "model BEHIND by 0.1" in row["best baseline"] and "↑" in row["primary metric"]
+    assert (
+        row["model"] == "model X 0.3" and "model BEHIND by 0.1" in row["best baseline"] and "↑" in row["primary metric"]
+    )
     bare = summary_row("00_setup_check", {"step_ms": 3.0}, None)
     assert bare["model"] == "—" and bare["claims supported"] == "—"
     assert "FAILED" in summary_row("01_y", {}, 5.0, failed=True)["primary metric"]
@@ -58,8 +64,9 @@ def test_course_cli_rejects_an_unknown_parameter(capsys: pytest.CaptureFixture) 
     assert e.value.code == 2 and "unknown parameter(s) stpes" in err and "seed" in err
 
 
-@pytest.mark.parametrize("chapter", ["01_fundus2angio", "02_medgan", "03_retigan", "04_structure_maps",
-                                     "05_fundus2video"])
+@pytest.mark.parametrize(
+    "chapter", ["01_fundus2angio", "02_medgan", "03_retigan", "04_structure_maps", "05_fundus2video"]
+)
 def test_every_chapter_has_a_headline_read_from_its_committed_reference(chapter: str) -> None:
     """Each chapter's run module reads its own metrics.json: the row it names is the model's, the baseline is the
     best of the input-free rows of the same table (checked against the table itself)."""

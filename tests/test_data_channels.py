@@ -3,6 +3,7 @@
 Shapes and label sets cannot tell a swapped modality, frame or mask; these tests read the PNGs back and
 compare value by value, with non-default modality orders and frame selections.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,10 +44,12 @@ def test_paired_crop_takes_the_same_window_from_both_files(cache) -> None:
     torch.manual_seed(3)
     it = PairedDataset(root, "train", crop=32, flip=False)[0]
     src, dst = _u(root / "train" / "fundus" / "000000.png"), _u(root / "train" / "angio" / "000000.png")
-    hits = [(y, x) for y in range(48 - 31) for x in range(60 - 31) if torch.equal(src[:, y:y + 32, x:x + 32], it["src"])]
+    hits = [
+        (y, x) for y in range(48 - 31) for x in range(60 - 31) if torch.equal(src[:, y : y + 32, x : x + 32], it["src"])
+    ]
     assert len(hits) == 1
     y, x = hits[0]
-    assert torch.equal(dst[:, y:y + 32, x:x + 32], it["dst"])
+    assert torch.equal(dst[:, y : y + 32, x : x + 32], it["dst"])
 
 
 def test_sequence_frames_are_the_chosen_files_in_order(cache) -> None:
@@ -66,7 +69,7 @@ def test_multimodal_channels_follow_the_requested_order(cache) -> None:
     order = ("flair", "t1", "t2")
     it = MultiModalDataset(root, "train", modalities=order, flip=False)[0]
     for c, m in enumerate(order):
-        assert torch.equal(it["images"][c:c + 1], _u(root / "train" / m / f"{it['id']}.png")), m
+        assert torch.equal(it["images"][c : c + 1], _u(root / "train" / m / f"{it['id']}.png")), m
     labels = read_image(root / "train" / "labels" / f"{it['id']}.png", raw=True)
     assert torch.equal(it["labels"], torch.from_numpy(labels.astype(np.int64)))
     # the contrasts differ, so a swap would be visible
@@ -75,6 +78,7 @@ def test_multimodal_channels_follow_the_requested_order(cache) -> None:
 
 def test_brain_struct_dataset_reads_modalities_in_order(cache) -> None:
     from medsynth.models.structsynth.data import MODALITIES, BrainStructDataset
+
     root = ensure_phantoms("brain", {"train": 1}, size=(32, 32), seed=0, root=cache)
     ds = BrainStructDataset.from_layout(root, "train", size=32)
     for c, m in enumerate(MODALITIES):
@@ -85,9 +89,13 @@ def test_brain_struct_dataset_reads_modalities_in_order(cache) -> None:
 def test_video_dataset_masks_come_from_first_and_last_frame(cache) -> None:
     from medsynth.knowledge import knowledge_mask
     from medsynth.models.fundus2video import VideoDataset
+
     root = ensure_phantoms("retina_seq", {"train": 1}, size=(32, 32), seed=0, root=cache, n_frames=5, severity=0.9)
     it = VideoDataset(root, "train", flip=False)[0]
-    first, last = _u(root / "train" / "frames" / it["id"] / "00.png"), _u(root / "train" / "frames" / it["id"] / "04.png")
+    first, last = (
+        _u(root / "train" / "frames" / it["id"] / "00.png"),
+        _u(root / "train" / "frames" / it["id"] / "04.png"),
+    )
     assert torch.equal(it["km"], knowledge_mask(first, last, 45, (-1.0, 1.0)).float())
     lesion = read_image(root / "train" / "mask_lesions" / f"{it['id']}.png", raw=True) > 127
     assert torch.equal(it["lesion"][0].bool(), torch.from_numpy(lesion))

@@ -1,13 +1,21 @@
 """On-disk layout, phantom cache, Datasets."""
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from medsynth.data import (MultiModalDataset, PairedDataset, SequenceDataset, ensure_phantoms, list_ids, load_pair,
-                           read_image, read_meta, write_phantoms)
-from medsynth.data import layout
+from medsynth.data import (
+    MultiModalDataset,
+    PairedDataset,
+    SequenceDataset,
+    ensure_phantoms,
+    layout,
+    list_ids,
+    load_pair,
+    read_image,
+    read_meta,
+    write_phantoms,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +54,10 @@ def test_cache_dir_env(monkeypatch, tmp_path):
 
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     from medsynth.data import writers
+
     def boom(*a, **k):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(writers, "write_retina_item", boom)
     with pytest.raises(KeyboardInterrupt):
         ensure_phantoms("retina", {"train": 1}, size=(64, 80), seed=0, root=tmp_path)

@@ -1,4 +1,5 @@
 """Realism statistics (issue 3, "realism measured, not asserted"): known values, and phantom vs real."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,6 +22,7 @@ def test_power_spectrum_of_white_noise_is_flat_and_of_a_blur_falls():
     f, p = power_spectrum(img, fov)
     assert f[0] == 1 and len(f) == len(p) == 127
     from scipy import ndimage as ndi
+
     _, q = power_spectrum(ndi.gaussian_filter(img, 3), fov)
     assert q[-20:].mean() / q[:20].mean() < 1e-3 < p[-40:-20].mean() / p[:20].mean()
 

@@ -1,4 +1,5 @@
 """Retinal phantom: determinism, shapes/ranges, anatomy and FA physiology (small sizes: fast)."""
+
 import numpy as np
 import pytest
 
@@ -48,6 +49,7 @@ def test_default_size_is_isfahan():
     t, p = frame_times(12)
     assert len(t) == 12 and p.count("arterial") == 4 and p.count("late") == 4
     import inspect
+
     assert inspect.signature(make_retina).parameters["size"].default == (576, 720)
 
 
@@ -92,11 +94,11 @@ def test_lesion_appearance(seq):
     assert f[ex][:, 1].mean() > f[bg][:, 1].mean() + 0.1
     ma = m["microaneurysms"] & ~m["vessels"]
     if ma.sum() > 5:
-        assert a[ma].mean() > a[bg].mean()      # hyperfluorescent on FA
+        assert a[ma].mean() > a[bg].mean()  # hyperfluorescent on FA
         assert f[ma][:, 1].mean() < f[bg][:, 1].mean()  # red/dark on the photo
     hm = m["haemorrhages"] & ~m["leakage"]
     if hm.sum() > 20:
-        assert a[hm].mean() < a[bg].mean()      # blocks fluorescence
+        assert a[hm].mean() < a[bg].mean()  # blocks fluorescence
         assert f[hm][:, 1].mean() < f[bg][:, 1].mean()
 
 

@@ -1,4 +1,5 @@
 """data_scripts: safe extraction, converters (real DRIVE when ../shared/data exists), bad inputs."""
+
 import io
 import sys
 import tarfile
@@ -145,8 +146,9 @@ ISF = (24, 30)  # small (H, W) for the synthetic archive; the real one is 576x72
 def _photo(n: int, group: str) -> Image.Image:
     """A colour 'photograph' whose green channel encodes (group, n): red-dominant like a fundus."""
     g = 20 + 3 * n + (100 if group == "abnormal" else 0)
-    return Image.fromarray(np.dstack([np.full(ISF, 200, np.uint8), np.full(ISF, g, np.uint8),
-                                      np.full(ISF, 30, np.uint8)]))
+    return Image.fromarray(
+        np.dstack([np.full(ISF, 200, np.uint8), np.full(ISF, g, np.uint8), np.full(ISF, 30, np.uint8)])
+    )
 
 
 def _angio(n: int, group: str) -> Image.Image:
@@ -172,8 +174,10 @@ def test_isfahan_orientation_per_group_and_the_paper_selection(tmp_path):
     out = convert_isfahan(tmp_path / "src", tmp_path / "o", size=ISF)
     meta = read_meta(out)
     train, test = meta["splits"]["train"], meta["splits"]["test"]
-    assert sorted(train) == sorted([f"abnormal_{k}" for k in (4, 5, 6, 8, 18, 21, 28)]
-                                   + [f"normal_{k}" for k in (1, 4, 7, 8, 11, 15, 16, 21, 24, 28)])
+    assert sorted(train) == sorted(
+        [f"abnormal_{k}" for k in (4, 5, 6, 8, 18, 21, 28)]
+        + [f"normal_{k}" for k in (1, 4, 7, 8, 11, 15, 16, 21, 24, 28)]
+    )
     assert len(test) == 14 and not set(test) & set(train) and meta["registered"] is False
     for split, ids in (("train", train), ("test", test)):
         for iid in ids:
@@ -189,8 +193,9 @@ def test_isfahan_orientation_per_group_and_the_paper_selection(tmp_path):
     assert again == test
     rest = read_meta(convert_isfahan(tmp_path / "src", tmp_path / "o3", n_test=None, size=ISF))["splits"]["test"]
     assert len(rest) == 60 - 17
-    own = read_meta(convert_isfahan(tmp_path / "src", tmp_path / "o4", pairs="normal:2;abnormal:3", n_test=1,
-                                    size=ISF))["splits"]
+    own = read_meta(
+        convert_isfahan(tmp_path / "src", tmp_path / "o4", pairs="normal:2;abnormal:3", n_test=1, size=ISF)
+    )["splits"]
     assert own["train"] == ["abnormal_3", "normal_2"] and len(own["test"]) == 1
 
 
@@ -202,7 +207,7 @@ def test_isfahan_refuses_swapped_modalities(tmp_path, group):
     a, b = Image.open(plain).copy(), Image.open(dashed).copy()
     a.save(dashed, quality=95)
     b.save(plain, quality=95)
-    photo = dashed if group == "NORMAL" else plain   # where the converter expects the photograph
+    photo = dashed if group == "NORMAL" else plain  # where the converter expects the photograph
     with pytest.raises(DataError, match=f"colour fundus photograph, but .*{photo.name}.*swapped"):
         convert_isfahan(tmp_path / "src", tmp_path / "o", pairs="all", size=ISF)
     assert not (tmp_path / "o").exists()
@@ -210,7 +215,7 @@ def test_isfahan_refuses_swapped_modalities(tmp_path, group):
 
 def test_isfahan_refuses_a_colour_angiogram_and_bad_files(tmp_path):
     d = _fake_isfahan(tmp_path / "src", n=3)
-    _photo(2, "normal").save(d / "ABNORMAL" / "2-2.jpg", quality=95)   # a colour image as the angiogram
+    _photo(2, "normal").save(d / "ABNORMAL" / "2-2.jpg", quality=95)  # a colour image as the angiogram
     with pytest.raises(DataError, match="grey angiogram, but .*2-2.jpg is in colour"):
         convert_isfahan(tmp_path / "src", tmp_path / "o", pairs="all", size=ISF)
     _angio(2, "abnormal").save(d / "ABNORMAL" / "2-2.jpg", quality=95)
@@ -221,7 +226,7 @@ def test_isfahan_refuses_a_colour_angiogram_and_bad_files(tmp_path):
     with pytest.raises(DataError, match="wrong size.*3.jpg"):
         convert_isfahan(tmp_path / "src", tmp_path / "o", pairs="all", size=ISF)
     with pytest.raises(DataError, match="pair abnormal 4 of the selection is missing"):
-        convert_isfahan(tmp_path / "src", tmp_path / "o")   # the paper's selection needs pairs up to 28
+        convert_isfahan(tmp_path / "src", tmp_path / "o")  # the paper's selection needs pairs up to 28
     assert not (tmp_path / "o").exists()
 
 
@@ -247,7 +252,9 @@ def test_brats_fake(tmp_path):
     case.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for m in ("t1", "t1ce", "t2", "flair"):
-        nib.save(nib.Nifti1Image(rng.random(shape).astype(np.float32) + 0.1, np.eye(4)), case / f"{case.name}_{m}.nii.gz")
+        nib.save(
+            nib.Nifti1Image(rng.random(shape).astype(np.float32) + 0.1, np.eye(4)), case / f"{case.name}_{m}.nii.gz"
+        )
     seg = np.zeros(shape, np.uint8)
     seg[4:8, 4:8, 2:6] = 2
     seg[5:7, 5:7, 3:5] = 4
@@ -267,6 +274,7 @@ def test_brats_fake(tmp_path):
 
 def test_make_phantoms_cli(tmp_path):
     from make_phantoms import main
+
     main(["brain", str(tmp_path / "b"), "--train", "1", "--test", "1", "--size", "48"])
     meta = read_meta(tmp_path / "b")
     assert meta["kind"] == "brain" and meta["size"] == [48, 48]

@@ -1,5 +1,6 @@
 """The data scripts as a user meets them: one-line errors with exit status 2, ``--debug`` for the traceback,
 an existing output folder refused (naming ``--overwrite``) or replaced only once the new one is complete."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,9 @@ SCRIPTS = REPO / "data_scripts"
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 @pytest.mark.parametrize("script", ["convert_fire.py", "convert_brats.py", "convert_drive.py"])

@@ -1,4 +1,5 @@
 """viz helpers and the widget's pure function (headless)."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -33,6 +34,7 @@ def test_retina_view_pure_function():
 
 def test_explorer_builds():
     from medsynth.widgets import LIVE_NOTE, parts
+
     w = retina_explorer(size=(48, 60), n_frames=3)
     rows, pic, cap = parts(w)
     assert [c.description for c in rows[0]] == ["seed", "severity", "frame"] and cap.startswith("seed 0")
@@ -41,6 +43,7 @@ def test_explorer_builds():
 
 def test_explorer_redraws_when_a_control_moves():
     from medsynth.widgets import parts
+
     w = retina_explorer(size=(48, 60), n_frames=3)
     (controls,), pic, cap = parts(w)
     before = (bytes(pic.value), cap)
@@ -51,6 +54,7 @@ def test_explorer_redraws_when_a_control_moves():
 
 def test_chapter05_explorers_build_and_redraw():
     from medsynth.widgets import knowledge_explorer, parts, video_explorer
+
     rng = np.random.default_rng(0)
     frames = rng.random((4, 16, 16))
     kw = knowledge_explorer(frames, frames[-1] > 0.5)
@@ -68,6 +72,7 @@ def test_explorer_pictures_have_a_visible_edge_and_captions_wrap() -> None:
     from PIL import Image
 
     from medsynth.widgets import _live, parts
+
     w = _live([], lambda: (np.ones((4, 6)), "a < b & c"))
     _, pic, cap = parts(w)
     px = np.asarray(Image.open(io.BytesIO(bytes(pic.value))))

@@ -1,4 +1,5 @@
 """Baselines, claims and verdicts: hand-made numbers cover every verdict of every rule."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,14 +23,17 @@ def _runs(*values) -> list[dict]:
     return [{"d": v} for v in values]
 
 
-@pytest.mark.parametrize("values, verdict", [
-    ((0.5, 0.1, 2.0), ev.SUPPORTED),
-    ((-0.5, -0.1, -2.0), ev.CONTRADICTED),
-    ((0.5, -0.1, 2.0), ev.INCONCLUSIVE),     # mixed signs
-    ((0.5, 0.1), ev.INCONCLUSIVE),           # two seeds < min_seeds
-    ((5.0,), ev.INCONCLUSIVE),               # one seed: never "supported"
-    ((0.5, float("nan"), 2.0), ev.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "values, verdict",
+    [
+        ((0.5, 0.1, 2.0), ev.SUPPORTED),
+        ((-0.5, -0.1, -2.0), ev.CONTRADICTED),
+        ((0.5, -0.1, 2.0), ev.INCONCLUSIVE),  # mixed signs
+        ((0.5, 0.1), ev.INCONCLUSIVE),  # two seeds < min_seeds
+        ((5.0,), ev.INCONCLUSIVE),  # one seed: never "supported"
+        ((0.5, float("nan"), 2.0), ev.INCONCLUSIVE),
+    ],
+)
 def test_sign_rule(values, verdict) -> None:
     row = ev.evaluate_claims([_claim()], _runs(*values))[0]
     assert row["verdict"] == verdict
@@ -48,13 +52,16 @@ def test_mean_and_sd_shown_are_the_sample_statistics() -> None:
     assert row["this_run"] == "2 ± 1 (n=3)"
 
 
-@pytest.mark.parametrize("values, verdict", [
-    ((0.01, -0.02, 0.03), ev.SUPPORTED),
-    ((0.2, 0.3, 0.1), ev.CONTRADICTED),
-    ((-0.2, -0.3, -0.1), ev.CONTRADICTED),
-    ((0.2, -0.3, 0.01), ev.INCONCLUSIVE),
-    ((0.01, 0.0), ev.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "values, verdict",
+    [
+        ((0.01, -0.02, 0.03), ev.SUPPORTED),
+        ((0.2, 0.3, 0.1), ev.CONTRADICTED),
+        ((-0.2, -0.3, -0.1), ev.CONTRADICTED),
+        ((0.2, -0.3, 0.01), ev.INCONCLUSIVE),
+        ((0.01, 0.0), ev.INCONCLUSIVE),
+    ],
+)
 def test_within_rule(values, verdict) -> None:
     assert ev.evaluate_claims([_claim("within", tol=0.05)], _runs(*values))[0]["verdict"] == verdict
 
@@ -75,7 +82,7 @@ def test_bootstrap_rule() -> None:
     assert ev.evaluate_claims([c], good)[0]["verdict"] == ev.SUPPORTED
     assert ev.evaluate_claims([c], bad)[0]["verdict"] == ev.CONTRADICTED
     assert ev.evaluate_claims([c], noise)[0]["verdict"] == ev.INCONCLUSIVE
-    assert ev.evaluate_claims([c], good[:1])[0]["verdict"] == ev.INCONCLUSIVE   # one seed, by rule
+    assert ev.evaluate_claims([c], good[:1])[0]["verdict"] == ev.INCONCLUSIVE  # one seed, by rule
 
 
 def test_missing_statistic_names_the_claim() -> None:
@@ -93,8 +100,10 @@ def test_table_and_summary_are_written_from_the_rows(tmp_path: Path) -> None:
 
 def test_ranking_sentence_orders_by_the_numbers() -> None:
     vals = {"a": 3.0, "b": 1.0, "c": 2.0}
-    assert ev.ranking_sentence(vals, "FID", higher_is_better=False) == \
-        "By FID (lower is better) this run ranks: b (1) > c (2) > a (3)."
+    assert (
+        ev.ranking_sentence(vals, "FID", higher_is_better=False)
+        == "By FID (lower is better) this run ranks: b (1) > c (2) > a (3)."
+    )
     assert ev.ranking_sentence(vals, "SSIM", higher_is_better=True).endswith("a (3) > c (2) > b (1).")
     assert ev.beats(0.5, 0.4) and not ev.beats(0.5, 0.4, higher_is_better=False)
 
@@ -108,14 +117,14 @@ def test_baselines_by_position() -> None:
     # mean over images at the same position: 10 + k
     assert out["mean training target"].flatten().tolist() == [10.0, 11.0, 10.0, 11.0, 10.0]
     rnd = out["random training target"].flatten()
-    assert all(int(v) % 10 == i % 2 for i, v in enumerate(rnd))          # same position
+    assert all(int(v) % 10 == i % 2 for i, v in enumerate(rnd))  # same position
     assert set(int(v) // 10 for v in rnd) <= {0, 1, 2}
     assert torch.equal(out["copy the input"], inputs)
     again = ev.baseline_predictions(train, n=5, seed=3, period=2)
-    assert torch.equal(again["random training target"], out["random training target"])   # seeded
+    assert torch.equal(again["random training target"], out["random training target"])  # seeded
     assert "copy the input" not in again
     other = ev.baseline_predictions(train, n=50, seed=4, period=2)["random training target"].flatten()
-    assert len({int(v) // 10 for v in other}) == 3   # draws from every training image
+    assert len({int(v) // 10 for v in other}) == 3  # draws from every training image
 
 
 def test_baselines_reject_bad_shapes() -> None:
@@ -131,8 +140,10 @@ class _P(presets.Preset):
 
 
 def test_presets_choose_overrides_and_errors() -> None:
-    table = {"quick": _P("quick", steps=10, batch_size=2, image_size=64, n_seeds=1),
-             "standard": _P("standard", steps=100, batch_size=4, image_size=64, n_seeds=3, width=16)}
+    table = {
+        "quick": _P("quick", steps=10, batch_size=2, image_size=64, n_seeds=1),
+        "standard": _P("standard", steps=100, batch_size=4, image_size=64, n_seeds=3, width=16),
+    }
     p = presets.choose(table, "standard", steps=None, width=32)
     assert (p.steps, p.width, p.batch_size) == (100, 32, 4)
     assert presets.seeds_of(p, 5) == [5, 6, 7] and presets.seeds_of(table["quick"], 5) == [5]
@@ -152,5 +163,6 @@ def test_read_reference(tmp_path: Path) -> None:
 
 def test_number_reads_live_results_and_their_json() -> None:
     from medsynth.metrics import MetricResult
+
     r = MetricResult(2.5, "FID", "random", 64, 4, 4)
     assert ev.number(r) == 2.5 and ev.number({"value": 2.5, "label": "x"}) == 2.5 and ev.number(0.25) == 0.25

@@ -1,4 +1,5 @@
 """Knowledge mask of Fundus2Video (Sec. 2.2): values on constructed frames, scores, sweep, explorer view."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,11 +22,11 @@ def test_threshold_is_strict_and_on_the_8bit_scale() -> None:
 def test_green_channel_only_numpy_and_torch() -> None:
     first = np.zeros((3, 3, 3), np.float32)
     last = first.copy()
-    last[..., 0] = 1.0          # red changes everywhere: ignored
-    last[1, 1, 1] = 1.0         # green changes at the centre only
+    last[..., 0] = 1.0  # red changes everywhere: ignored
+    last[1, 1, 1] = 1.0  # green changes at the centre only
     m = knowledge_mask(first, last)
     assert m.shape == (3, 3) and m.sum() == 1 and m[1, 1]
-    t0 = torch.from_numpy(first).permute(2, 0, 1)[None] * 2 - 1   # (1,3,H,W) in [-1,1]
+    t0 = torch.from_numpy(first).permute(2, 0, 1)[None] * 2 - 1  # (1,3,H,W) in [-1,1]
     t1 = torch.from_numpy(last).permute(2, 0, 1)[None] * 2 - 1
     mt = knowledge_mask(t0, t1, value_range=(-1.0, 1.0))
     assert mt.shape == (1, 1, 3, 3) and mt.dtype == torch.bool
@@ -74,8 +75,8 @@ def test_knowledge_view_reports_the_same_iou() -> None:
 
 def test_knowledge_view_scores_against_the_leakage_of_the_frame_the_last_slider_picks() -> None:
     frames = np.zeros((4, 8, 8), np.float32)
-    frames[2, 0:3, 0:3] = 0.8      # frame 2 differs from frame 0 top-left ...
-    frames[3, 4:8, 4:8] = 0.8      # ... frame 3 bottom-right
+    frames[2, 0:3, 0:3] = 0.8  # frame 2 differs from frame 0 top-left ...
+    frames[3, 4:8, 4:8] = 0.8  # ... frame 3 bottom-right
     leak = np.zeros((4, 8, 8), bool)
     leak[2, 0:3, 0:3] = True
     leak[3, 4:8, 4:8] = True
@@ -97,9 +98,13 @@ def test_numpy_and_torch_paths_agree_at_the_boundary(threshold: float) -> None:
     delta = g.choice([threshold - 1, threshold, threshold + 1, threshold + 2, 0.0], (16, 16))
     last = (first + delta).astype(np.float32)
     m_np = knowledge_mask(first / 255, last / 255, threshold)
-    m_t = knowledge_mask(torch.from_numpy(first / 127.5 - 1)[None, None], torch.from_numpy(last / 127.5 - 1)[None, None],
-                         threshold, value_range=(-1.0, 1.0))
+    m_t = knowledge_mask(
+        torch.from_numpy(first / 127.5 - 1)[None, None],
+        torch.from_numpy(last / 127.5 - 1)[None, None],
+        threshold,
+        value_range=(-1.0, 1.0),
+    )
     assert np.array_equal(m_t[0, 0].numpy(), m_np)
     exact = delta == threshold
-    assert exact.any() and not m_np[exact].any()              # equal to the threshold: not marked (strict >)
+    assert exact.any() and not m_np[exact].any()  # equal to the threshold: not marked (strict >)
     assert m_np[delta == threshold + 1].all() and not m_np[delta == threshold - 1].any()

@@ -1,4 +1,5 @@
 """Adversarial, feature-matching and VGG losses, and the explicit random-feature fallback."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,15 +10,14 @@ from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss, scores
 from medsynth.weights import WeightsUnavailable
 
 
-
 def test_lsgan_targets_and_scale_sum() -> None:
     gan = GANLoss("lsgan")
     ones, zeros = torch.ones(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
     assert gan(ones, real=True) == 0 and gan(zeros, real=False) == 0
     assert gan(zeros, real=True) == 1
-    assert gan([zeros, zeros], real=True) == 2                  # summed over scales (pix2pixHD Eq. 3)
+    assert gan([zeros, zeros], real=True) == 2  # summed over scales (pix2pixHD Eq. 3)
     assert gan([[ones, zeros], [ones, zeros]], real=True) == 2  # feature lists: the last entry is the score
-    eq3 = GANLoss("lsgan", fake_label=-1.0)                     # Eq. (3) as printed: (D(x, G(x)) + 1)^2
+    eq3 = GANLoss("lsgan", fake_label=-1.0)  # Eq. (3) as printed: (D(x, G(x)) + 1)^2
     assert eq3(-ones, real=False) == 0 and eq3(zeros, real=False) == 1
 
 
@@ -75,3 +75,18 @@ def test_vgg_loss_takes_stacks_of_grey_frames() -> None:
     a, b = torch.rand(2, 4, 32, 32) * 2 - 1, torch.rand(2, 4, 32, 32) * 2 - 1
     expected = loss(a.reshape(8, 1, 32, 32), b.reshape(8, 1, 32, 32))
     assert torch.isclose(loss(a, b), expected)
+
+
+def test_optional_vgg_loss_switch_and_error():
+    from medsynth.losses import VGGLoss, optional_vgg_loss
+
+    assert optional_vgg_loss("off") == (None, "off")
+    vgg, kind = optional_vgg_loss("random", seed=3)
+    assert isinstance(vgg, VGGLoss) and kind == "random" == vgg.features_kind
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert float(vgg(x, x)) == 0.0 and float(vgg(x, -x)) > 0  # a real loss, not a placeholder
+    # the same seed gives the same random features (the task's seed reaches the loss)
+    again, _ = optional_vgg_loss("random", seed=3)
+    assert torch.allclose(vgg(x, -x), again(x, -x))
+    with pytest.raises(ValueError, match="vgg_features must be 'pretrained', 'random' or 'off', got 'vgg16'"):
+        optional_vgg_loss("vgg16")

@@ -1,9 +1,11 @@
 """medsynth.metrics against known cases: closed-form FID, hand KID/PSNR/Dice, skimage SSIM/PSNR."""
+
 from __future__ import annotations
 
 import json
 import math
 import warnings
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -33,6 +35,7 @@ def _textures(n: int, seed: int, smooth: bool) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- FID / KID from features
+
 
 def test_fid_closed_form_diagonal_gaussians():
     d = 6
@@ -77,8 +80,10 @@ def test_kid_hand_case_and_brute_force():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(6, 3)), rng.normal(0.5, 1.0, size=(6, 3))
     k = lambda a, b: (a @ b / 3 + 1) ** 3  # noqa: E731
-    ref = (sum(k(x[i], x[j]) + k(y[i], y[j]) for i in range(6) for j in range(6) if i != j) / 30
-           - 2 * sum(k(x[i], y[j]) for i in range(6) for j in range(6)) / 36)
+    ref = (
+        sum(k(x[i], x[j]) + k(y[i], y[j]) for i in range(6) for j in range(6) if i != j) / 30
+        - 2 * sum(k(x[i], y[j]) for i in range(6) for j in range(6)) / 36
+    )
     assert kid_from_features(x, y, subsets=2)[0] == pytest.approx(ref, rel=1e-10)
     big_x, big_y = rng.normal(size=(100, 4)), rng.normal(1.0, 1.0, size=(100, 4))
     m, s = kid_from_features(big_x, big_y, subsets=20, subset_size=30)
@@ -87,6 +92,7 @@ def test_kid_hand_case_and_brute_force():
 
 
 # ---------------------------------------------------------------- FID / KID on images (random Inception)
+
 
 @pytest.fixture(scope="module")
 def texture_features() -> dict[str, np.ndarray]:
@@ -158,8 +164,10 @@ def test_fid_offline_pretrained_raises_and_auto_says_random(tmp_path, monkeypatc
     assert r.features == "random" and "random" in r.label
 
 
-@pytest.mark.skipif(not weights.cache_path("inception").is_file(),
-                    reason=f"pytorch-fid Inception weights not in {weights.cache_path('inception')}")
+@pytest.mark.skipif(
+    not weights.cache_path("inception").is_file(),
+    reason=f"pytorch-fid Inception weights not in {weights.cache_path('inception')}",
+)
 def test_pretrained_fid_identical_sets_is_zero():
     x = _textures(8, 0, True)
     with warnings.catch_warnings():
@@ -169,6 +177,7 @@ def test_pretrained_fid_identical_sets_is_zero():
 
 
 # ---------------------------------------------------------------- SSIM / PSNR / MS-SSIM
+
 
 def _noisy_pair(shape: tuple[int, ...], sigma: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
@@ -180,12 +189,21 @@ def test_ssim_identity_and_agreement_with_skimage():
     a, b = _noisy_pair((3, 3, 40, 52), 0.1)
     assert ssim(a, a) == pytest.approx(1.0, abs=1e-12)
     ours = ssim(a, b, reduction="none")
-    ref = [sk_ssim(a[i].numpy(), b[i].numpy(), channel_axis=0, gaussian_weights=True, sigma=1.5,
-                   use_sample_covariance=False, data_range=1.0) for i in range(3)]
+    ref = [
+        sk_ssim(
+            a[i].numpy(),
+            b[i].numpy(),
+            channel_axis=0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+        )
+        for i in range(3)
+    ]
     assert ours.shape == (3,) and np.allclose(ours.numpy(), ref, atol=1e-4)
     g, h = a[0, 0] * 255, b[0, 0] * 255  # (H,W) input, data_range 255, float32 path
-    ref2 = sk_ssim(g.numpy(), h.numpy(), gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                   data_range=255)
+    ref2 = sk_ssim(g.numpy(), h.numpy(), gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
     assert ssim(g.float(), h.float(), data_range=255) == pytest.approx(ref2, abs=1e-4)
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(a[..., :10, :10], b[..., :10, :10])
@@ -208,7 +226,7 @@ def test_ms_ssim_identity_monotone_and_scales():
     assert ms_ssim(x, x) == pytest.approx(1.0, abs=1e-6)
     g = torch.Generator().manual_seed(1)
     vals = [ms_ssim(x, (x + s * torch.randn(x.shape, generator=g)).clamp(0, 1)) for s in (0.02, 0.1, 0.2, 0.4)]
-    assert all(v1 > v2 for v1, v2 in zip(vals, vals[1:])) and vals[-1] > 0
+    assert all(v1 > v2 for v1, v2 in pairwise(vals)) and vals[-1] > 0
     a, b = _noisy_pair((2, 3, 48, 48), 0.1)
     assert ms_ssim(a, b, weights=(1.0,)) == pytest.approx(ssim(a, b), abs=1e-12)  # one scale == SSIM
     assert [metrics.ms_ssim_scales((s, s)) for s in (176, 175, 64, 22, 21, 11)] == [5, 4, 3, 2, 1, 1]
@@ -218,6 +236,7 @@ def test_ms_ssim_identity_monotone_and_scales():
 
 
 # ---------------------------------------------------------------- Dice
+
 
 def test_dice_hand_cases():
     assert dice(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])) == pytest.approx(0.5)  # 2*1/(2+2)

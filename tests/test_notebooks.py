@@ -6,6 +6,7 @@ papermill parameter injection, which is exercised on the smallest notebook only,
 ``make test`` within budget (``make course`` is the papermill batch over all chapters).
 A new chapter notebook is picked up by the glob: the harness needs no change.
 """
+
 from __future__ import annotations
 
 import ast
@@ -79,16 +80,28 @@ def test_papermill_injects_parameters(tmp_path: Path) -> None:
 
 
 def test_flat_dump_lists_every_chapter() -> None:
-    table = flat_dump({"01_a": {"fid": {"value": 12.345, "label": "FID"}}, "02_b": {"ssim": 0.5},
-                       "03_c": {"rows": [{"stat": "mean", "v": 0.123456}]}})
+    table = flat_dump(
+        {
+            "01_a": {"fid": {"value": 12.345, "label": "FID"}},
+            "02_b": {"ssim": 0.5},
+            "03_c": {"rows": [{"stat": "mean", "v": 0.123456}]},
+        }
+    )
     assert "== 01_a" in table and "fid.value" in table and "12.35" in table and "ssim" in table
     assert "rows[0].stat" in table and "0.1235" in table
 
 
 def test_course_parameters_parse_like_papermill() -> None:
     from medsynth.course import _literal
-    assert [_literal(t) for t in ("False", "None", "3", "1e-3", "cuda", "/data/TrueColor")] == \
-        [False, None, 3, 1e-3, "cuda", "/data/TrueColor"]
+
+    assert [_literal(t) for t in ("False", "None", "3", "1e-3", "cuda", "/data/TrueColor")] == [
+        False,
+        None,
+        3,
+        1e-3,
+        "cuda",
+        "/data/TrueColor",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -101,8 +114,13 @@ def test_papermill_reads_every_parameter(path: Path) -> None:
 
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
-    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
-                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    assigned = {
+        t.id
+        for node in ast.parse(cell.source).body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    }
     assert assigned == set(papermill.inspect_notebook(str(path)))
 
 

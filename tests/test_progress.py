@@ -1,4 +1,5 @@
 """Stored progress bars show the finished state (issue 16, item 4), checked in a real kernel."""
+
 from __future__ import annotations
 
 import nbformat
@@ -21,9 +22,14 @@ def test_outside_jupyter_it_is_the_terminal_bar(capsys: pytest.CaptureFixture) -
 
 @pytest.mark.slow
 def test_the_stored_notebook_output_is_the_finished_bar() -> None:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "from medsynth.progress import progress\nbar = progress(total=150, desc='train')\n"
-        "for _ in range(150):\n    bar.update(1)\nbar.close()\nprint('trained 150 iterations')")])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "from medsynth.progress import progress\nbar = progress(total=150, desc='train')\n"
+                "for _ in range(150):\n    bar.update(1)\nbar.close()\nprint('trained 150 iterations')"
+            )
+        ]
+    )
     NotebookClient(nb, kernel_name="python3", timeout=120).execute()
     outs = nb.cells[0].outputs
     shown = [o for o in outs if o.output_type == "display_data"]

@@ -1,4 +1,5 @@
 """The shared training loop: exact resume, atomic checkpoints, batch order, logging, DDP."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,16 @@ from torch.utils.data import Dataset
 
 from medsynth import pick_device, seed_everything
 from medsynth.checkpoint import load_checkpoint, save_atomic
-from medsynth.training import (GANTask, StepBatchSampler, StepContext, TrainConfig, Trainer, eval_mode, read_log,
-                               set_requires_grad)
+from medsynth.training import (
+    GANTask,
+    StepBatchSampler,
+    StepContext,
+    TrainConfig,
+    Trainer,
+    eval_mode,
+    read_log,
+    set_requires_grad,
+)
 
 
 class NoisyPairs(Dataset):
@@ -39,7 +48,9 @@ class ToyPix2Pix(GANTask):
 
     def __init__(self) -> None:
         self.nets = {
-            "G": nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Dropout(0.3), nn.Conv2d(8, 1, 3, padding=1), nn.Tanh()),
+            "G": nn.Sequential(
+                nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Dropout(0.3), nn.Conv2d(8, 1, 3, padding=1), nn.Tanh()
+            ),
             "D": nn.Sequential(nn.Conv2d(2, 8, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(8, 1, 3, padding=1)),
         }
         self.opts = {k: torch.optim.Adam(v.parameters(), 2e-3, betas=(0.5, 0.999)) for k, v in self.nets.items()}
@@ -50,7 +61,7 @@ class ToyPix2Pix(GANTask):
             fake = G(batch["src"])
             d_real = D(torch.cat([batch["src"], batch["dst"]], 1))
             d_fake = D(torch.cat([batch["src"], fake.detach()], 1))
-            loss_d = 0.5 * ((d_real - 1) ** 2).mean() + 0.5 * (d_fake ** 2).mean()
+            loss_d = 0.5 * ((d_real - 1) ** 2).mean() + 0.5 * (d_fake**2).mean()
         ctx.update(loss_d, "D")
         set_requires_grad(D, False)
         with ctx.autocast():
@@ -68,8 +79,9 @@ class ToyPix2Pix(GANTask):
 def _run(out: Path, steps: int, ckpt_every: int = 3, **kw) -> tuple[ToyPix2Pix, list[dict]]:
     seed_everything(0)
     task = ToyPix2Pix()
-    cfg = TrainConfig(steps=steps, out_dir=out, batch_size=3, log_every=2, ckpt_every=ckpt_every,
-                      sample_every=4, progress=False, **kw)
+    cfg = TrainConfig(
+        steps=steps, out_dir=out, batch_size=3, log_every=2, ckpt_every=ckpt_every, sample_every=4, progress=False, **kw
+    )
     return task, Trainer(task, NoisyPairs(), cfg).fit()
 
 
@@ -96,8 +108,10 @@ def test_resume_is_bit_identical(tmp_path: Path) -> None:
     assert [r["step"] for r in hist_full] == [2, 4, 6, 8, 10, 11]
     assert [r["step"] for r in hist_resumed] == [2, 4, 6, 7, 8, 10, 11]
     assert read_log(tmp_path / "split" / "log.jsonl") == hist_resumed
-    for a, b in zip(hist_full[-2:], hist_resumed[-2:]):
-        assert {k: v for k, v in a.items() if k != "sec_per_step"} == {k: v for k, v in b.items() if k != "sec_per_step"}
+    for a, b in zip(hist_full[-2:], hist_resumed[-2:], strict=True):
+        assert {k: v for k, v in a.items() if k != "sec_per_step"} == {
+            k: v for k, v in b.items() if k != "sec_per_step"
+        }
 
 
 def test_resume_differs_without_checkpointed_rng(tmp_path: Path) -> None:
@@ -108,7 +122,7 @@ def test_resume_differs_without_checkpointed_rng(tmp_path: Path) -> None:
     ckpt["rng"]["torch"] = torch.manual_seed(12345).get_state()
     save_atomic(ckpt, tmp_path / "split" / "checkpoint.pt")
     resumed, _ = _run(tmp_path / "split", steps=8)
-    assert any(not torch.equal(a, b) for a, b in zip(_weights(full).values(), _weights(resumed).values()))
+    assert any(not torch.equal(a, b) for a, b in zip(_weights(full).values(), _weights(resumed).values(), strict=True))
 
 
 def test_log_samples_and_checkpoint_contents(tmp_path: Path) -> None:
@@ -168,11 +182,13 @@ def test_batch_sampler_is_a_function_of_seed_and_step() -> None:
         return [next(it) for _ in range(k)]
 
     run = take(0, 9)
-    assert take(4, 5) == run[4:]                            # jump straight to step 4
-    assert all(sorted(set(sum(run[e * 3:e * 3 + 3], []))) == sorted(sum(run[e * 3:e * 3 + 3], [])) for e in range(3))
-    assert run[:3] != run[3:6]                              # each epoch reshuffles
+    assert take(4, 5) == run[4:]  # jump straight to step 4
+    assert all(
+        sorted(set(sum(run[e * 3 : e * 3 + 3], []))) == sorted(sum(run[e * 3 : e * 3 + 3], [])) for e in range(3)
+    )
+    assert run[:3] != run[3:6]  # each epoch reshuffles
     r0, r1 = take(0, 1, rank=0, world=2), take(0, 1, rank=1, world=2)
-    assert not set(r0[0]) & set(r1[0])                      # ranks see disjoint shards
+    assert not set(r0[0]) & set(r1[0])  # ranks see disjoint shards
     with pytest.raises(ValueError, match="fewer than batch_size"):
         StepBatchSampler(2, 3, seed=0)
 
@@ -256,7 +272,7 @@ def test_ddp_two_processes_with_gloo(tmp_path: Path) -> None:
 def test_lr_decay_schedule_values_and_errors() -> None:
     cfg = TrainConfig(steps=10, out_dir=".", lr_decay_start=6)
     assert [cfg.lr_factor(s) for s in (1, 6, 7, 8, 10)] == [1.0, 1.0, 1.0, 0.75, 0.25]
-    assert TrainConfig(steps=10, out_dir=".").lr_factor(10) == 1.0          # default: constant
+    assert TrainConfig(steps=10, out_dir=".").lr_factor(10) == 1.0  # default: constant
     with pytest.raises(ValueError, match="lr_decay_start"):
         TrainConfig(steps=10, out_dir=".", lr_decay_start=10)
 
@@ -265,7 +281,7 @@ def test_lr_decay_is_applied_and_resumes_exactly(tmp_path: Path) -> None:
     """Every optimiser follows the schedule; a run killed after a checkpoint continues it bit for bit."""
     full, _ = _run(tmp_path / "full", steps=11, lr_decay_start=4)
     for opt in full.opts.values():
-        assert opt.param_groups[0]["lr"] == pytest.approx(2e-3 * 1 / 7)       # last step: (11 - 11 + 1) / (11 - 4)
+        assert opt.param_groups[0]["lr"] == pytest.approx(2e-3 * 1 / 7)  # last step: (11 - 11 + 1) / (11 - 4)
 
     class Killed(Exception):
         pass
@@ -280,15 +296,23 @@ def test_lr_decay_is_applied_and_resumes_exactly(tmp_path: Path) -> None:
         return step(batch, ctx)
 
     task.train_step = dies_at_8
-    cfg = TrainConfig(steps=11, out_dir=tmp_path / "split", batch_size=3, log_every=2, ckpt_every=3,
-                      sample_every=4, progress=False, lr_decay_start=4)
+    cfg = TrainConfig(
+        steps=11,
+        out_dir=tmp_path / "split",
+        batch_size=3,
+        log_every=2,
+        ckpt_every=3,
+        sample_every=4,
+        progress=False,
+        lr_decay_start=4,
+    )
     with pytest.raises(Killed):
         Trainer(task, NoisyPairs(), cfg).fit()
     resumed, _ = _run(tmp_path / "split", steps=11, lr_decay_start=4)
     wf, wr = _weights(full), _weights(resumed)
     assert all(torch.equal(wf[k], wr[k]) for k in wf)
     constant, _ = _run(tmp_path / "constant", steps=11)
-    assert not torch.equal(_weights(constant)["G.0.weight"], wf["G.0.weight"])   # the schedule changed training
+    assert not torch.equal(_weights(constant)["G.0.weight"], wf["G.0.weight"])  # the schedule changed training
 
 
 def test_adam_is_fused_and_matches_the_unfused_update() -> None:

@@ -2,17 +2,17 @@
 
 Skipped without a CUDA GPU (CI has none); run on a GPU machine with ``pytest tests/test_training_cuda.py``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import torch
+from test_training import NoisyPairs, ToyPix2Pix, _weights
 
 from medsynth import seed_everything
 from medsynth.training import TrainConfig, Trainer, unwrap
-
-from test_training import NoisyPairs, ToyPix2Pix, _weights
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -20,8 +20,11 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def _fit(out: Path, steps: int, **kw) -> tuple[ToyPix2Pix, Trainer, list[dict]]:
     seed_everything(0)
     task = ToyPix2Pix()
-    trainer = Trainer(task, NoisyPairs(), TrainConfig(steps=steps, out_dir=out, batch_size=3, log_every=2,
-                                                      ckpt_every=3, progress=False, **kw))
+    trainer = Trainer(
+        task,
+        NoisyPairs(),
+        TrainConfig(steps=steps, out_dir=out, batch_size=3, log_every=2, ckpt_every=3, progress=False, **kw),
+    )
     return task, trainer, trainer.fit()
 
 
@@ -48,7 +51,7 @@ def test_fp16_uses_the_grad_scaler(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(torch.amp.GradScaler, "scale", spy)
     _, trainer, hist = _fit(tmp_path, 6, amp="fp16")
     assert trainer.scaler.is_enabled() and len(factors) >= 6
-    assert min(factors) > 1   # each loss was multiplied by the current scale (2**16 at the start)
+    assert min(factors) > 1  # each loss was multiplied by the current scale (2**16 at the start)
     if torch.cuda.is_bf16_supported():
         factors.clear()
         _, t_bf16, _ = _fit(tmp_path / "bf16", 2, amp="bf16")

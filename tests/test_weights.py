@@ -1,4 +1,5 @@
 """medsynth.weights: cache lookup, fast clear errors offline, the seeded random fallback."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from medsynth import weights
-from medsynth.weights import WeightsUnavailable, WeightSpec
+from medsynth.weights import WeightSpec, WeightsUnavailable
 
 HAVE_INCEPTION = weights.cache_path("inception").is_file()
 HAVE_VGG19 = weights.cache_path("vgg19").is_file()
@@ -185,5 +186,5 @@ def test_features_for_needs_every_named_file(empty_cache):
     path = weights.cache_path("alexnet")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"x")
-    assert weights.features_for("alexnet") == "pretrained"          # present: no download needed
+    assert weights.features_for("alexnet") == "pretrained"  # present: no download needed
     assert weights.features_for("alexnet", "lpips_alex") == "random"  # one of two missing

@@ -4,6 +4,7 @@ Each test pins one wiring fact that a plausible one-line bug would break while e
 count stayed the same: the residual add, the order of the separable convolution's two steps, and where
 Fundus2Angio's coarse feature enters the fine generator.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,7 @@ def test_residual_block_is_identity_when_its_body_outputs_zero() -> None:
     for block in (ResidualBlock(8), SeparableResidualBlock(8), ResidualBlock(8, act="lrelu", dropout=0.5)):
         _zero_last_norm(block)
         x = torch.randn(2, 8, 10, 10)
-        assert torch.equal(block.train()(x), x)          # not body(x) alone (that would be all zeros)
+        assert torch.equal(block.train()(x), x)  # not body(x) alone (that would be all zeros)
 
 
 def test_residual_block_adds_its_body_to_the_input() -> None:
@@ -44,12 +45,12 @@ def test_separable_conv_is_depthwise_kxk_then_pointwise() -> None:
     # hand-built: depthwise kernels pick one neighbour per channel, the 1x1 mixes channels
     with torch.no_grad():
         dw.weight.zero_()
-        dw.weight[0, 0, 0, 0] = 1.0   # channel 0: top-left neighbour
-        dw.weight[1, 0, 1, 1] = 2.0   # channel 1: centre, x2
+        dw.weight[0, 0, 0, 0] = 1.0  # channel 0: top-left neighbour
+        dw.weight[1, 0, 1, 1] = 2.0  # channel 1: centre, x2
         dw.weight[2, 0, 2, 2] = -1.0  # channel 2: bottom-right, negated
         pw.weight.copy_(torch.arange(15, dtype=torch.float32).reshape(5, 3, 1, 1))
     x = torch.randn(1, 3, 5, 5)
-    depth = torch.stack([x[0, 0, :3, :3], 2 * x[0, 1, 1:4, 1:4], -x[0, 2, 2:5, 2:5]])   # (3, 3, 3)
+    depth = torch.stack([x[0, 0, :3, :3], 2 * x[0, 1, 1:4, 1:4], -x[0, 2, 2:5, 2:5]])  # (3, 3, 3)
     want = torch.einsum("oc,chw->ohw", pw.weight[:, :, 0, 0], depth)
     assert torch.allclose(conv(x)[0], want, atol=1e-5)
 

@@ -4,6 +4,7 @@ The library is thin on purpose: shared building blocks (``blocks``, ``discrimina
 ``losses``), one training loop (``training``), metrics, data (phantoms and real-data
 readers) and one module per paper under ``models``. The chapter notebooks call it.
 """
+
 from medsynth.device import pick_device, seed_everything
 
 __all__ = ["pick_device", "seed_everything", "__version__"]

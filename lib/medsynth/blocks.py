@@ -12,6 +12,7 @@ papers are visible as arguments rather than as copies of near-identical classes:
 
 Tensors are NCHW; images live in [-1, 1].
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,9 +20,22 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "norm_layer", "activation", "conv_unit", "SeparableConv2d", "stem", "down", "up", "head",
-    "ResidualBlock", "SeparableResidualBlock", "UNetBlock", "LanczosDownsample", "avg_downsample",
-    "init_weights", "count_params", "keras_param_count",
+    "norm_layer",
+    "activation",
+    "conv_unit",
+    "SeparableConv2d",
+    "stem",
+    "down",
+    "up",
+    "head",
+    "ResidualBlock",
+    "SeparableResidualBlock",
+    "UNetBlock",
+    "LanczosDownsample",
+    "avg_downsample",
+    "init_weights",
+    "count_params",
+    "keras_param_count",
 ]
 
 
@@ -59,18 +73,29 @@ class SeparableConv2d(nn.Sequential):
     (= 288 + 1024 for C = C' = 32, K = 3; Fundus2Angio Fig. 2).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int = 0, bias: bool = True) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, padding: int = 0, bias: bool = True
+    ) -> None:
         super().__init__(
             nn.Conv2d(in_ch, in_ch, kernel_size, stride, padding, groups=in_ch, bias=False),
             nn.Conv2d(in_ch, out_ch, 1, bias=bias),
         )
 
 
-def conv_unit(in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, padding: int | str = 0,
-              pad_mode: str = "zeros", norm: str = "batch", act: str = "lrelu",
-              separable: bool = False, transposed: bool = False, bias: bool | None = None,
-              dropout: float = 0.0) -> nn.Sequential:
+def conv_unit(
+    in_ch: int,
+    out_ch: int,
+    kernel_size: int = 3,
+    stride: int = 1,
+    padding: int | str = 0,
+    pad_mode: str = "zeros",
+    norm: str = "batch",
+    act: str = "lrelu",
+    separable: bool = False,
+    transposed: bool = False,
+    bias: bool | None = None,
+    dropout: float = 0.0,
+) -> nn.Sequential:
     """[reflection pad] -> conv (or separable / transposed) -> norm -> act -> [dropout].
 
     ``pad_mode="reflect"`` pads explicitly with :class:`nn.ReflectionPad2d` and convolves with no
@@ -124,8 +149,15 @@ class ResidualBlock(nn.Module):
     ``separable=True`` makes the second conv depthwise-separable (Fundus2Angio Eq. 1).
     """
 
-    def __init__(self, channels: int, separable: bool = False, norm: str = "batch", act: str = "relu",
-                 pad_mode: str = "reflect", dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        channels: int,
+        separable: bool = False,
+        norm: str = "batch",
+        act: str = "relu",
+        pad_mode: str = "reflect",
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.body = nn.Sequential(
             conv_unit(channels, channels, 3, 1, 1, pad_mode, norm, act, dropout=dropout),
@@ -158,9 +190,17 @@ class UNetBlock(nn.Module):
     in tanh, the innermost has no submodule and no down-norm.
     """
 
-    def __init__(self, outer_ch: int, inner_ch: int, in_ch: int | None = None,
-                 submodule: nn.Module | None = None, outermost: bool = False, innermost: bool = False,
-                 norm: str = "batch", dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        outer_ch: int,
+        inner_ch: int,
+        in_ch: int | None = None,
+        submodule: nn.Module | None = None,
+        outermost: bool = False,
+        innermost: bool = False,
+        norm: str = "batch",
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.outermost = outermost
         in_ch = outer_ch if in_ch is None else in_ch
@@ -174,8 +214,15 @@ class UNetBlock(nn.Module):
             layers = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upconv, norm_layer(norm, outer_ch)]
         else:
             upconv = nn.ConvTranspose2d(inner_ch * 2, outer_ch, 4, 2, 1, bias=use_bias)
-            layers = [nn.LeakyReLU(0.2, True), downconv, norm_layer(norm, inner_ch), submodule,
-                      nn.ReLU(True), upconv, norm_layer(norm, outer_ch)]
+            layers = [
+                nn.LeakyReLU(0.2, True),
+                downconv,
+                norm_layer(norm, inner_ch),
+                submodule,
+                nn.ReLU(True),
+                upconv,
+                norm_layer(norm, outer_ch),
+            ]
             if dropout:
                 layers.append(nn.Dropout(dropout))
         self.model = nn.Sequential(*[m for m in layers if not isinstance(m, nn.Identity)])
@@ -212,11 +259,11 @@ class LanczosDownsample(nn.Module):
         super().__init__()
         self.antialias = antialias
         if antialias:
-            j = torch.arange(-5, 7, dtype=torch.float64)          # input taps around output centre 2i+0.5
+            j = torch.arange(-5, 7, dtype=torch.float64)  # input taps around output centre 2i+0.5
             w = _lanczos((j - 0.5) / 2.0)
             w = w / w.sum()
         else:
-            w = _lanczos(torch.arange(-2.5, 3.0, 1.0, dtype=torch.float64))   # raw: renormalised in forward
+            w = _lanczos(torch.arange(-2.5, 3.0, 1.0, dtype=torch.float64))  # raw: renormalised in forward
         self.register_buffer("taps", w.float(), persistent=False)
 
     def _tf(self, x: torch.Tensor) -> torch.Tensor:
@@ -226,7 +273,7 @@ class LanczosDownsample(nn.Module):
             raise ValueError(f"LanczosDownsample halves even sizes only, got {h}x{w}")
         k = self.taps.to(x.dtype)
 
-        def in_image_sum(n: int) -> torch.Tensor:   # per output pixel: the sum of its taps inside the image
+        def in_image_sum(n: int) -> torch.Tensor:  # per output pixel: the sum of its taps inside the image
             return F.conv1d(F.pad(x.new_ones(1, 1, n), (2, 2)), k.view(1, 1, 6), stride=2)[0, 0]
 
         x = F.conv2d(F.pad(x, (2, 2, 0, 0)), k.view(1, 1, 1, 6).repeat(c, 1, 1, 1), stride=(1, 2), groups=c)

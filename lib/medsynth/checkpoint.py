@@ -7,6 +7,7 @@ same folder and renamed over the old one, so a run killed mid-write leaves the p
 checkpoint intact. It is read back with ``torch.load(..., weights_only=True)``: a checkpoint
 is data, never code, so the RNG states are stored as tensors and plain Python values.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,13 @@ def rng_state() -> dict[str, Any]:
     version, internal, gauss_next = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
     }
     if torch.cuda.is_available():

@@ -5,6 +5,7 @@ table (chapter | primary metric | model | best baseline | paper | claims support
 and ``runs/<timestamp>/index.html`` is written (``medsynth.course_report``). Parameters given with ``-p name value`` are
 passed to every chapter (e.g. ``-p device cuda -p quick False`` for the paper-scale runs on a GPU).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,7 @@ def chapters(notebook_dir: Path = REPO_ROOT / "notebooks") -> list[Path]:
     return sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
 
 
-def run_notebook(src: Path, out_dir: Path, parameters: dict[str, Any] | None = None,
-                 timeout: int = 3600) -> Path:
+def run_notebook(src: Path, out_dir: Path, parameters: dict[str, Any] | None = None, timeout: int = 3600) -> Path:
     """Execute one notebook with papermill into ``out_dir``; the one place the runner is named.
 
     ``out_dir`` is injected as a parameter, so the chapter writes its metrics.json beside the
@@ -40,8 +40,16 @@ def run_notebook(src: Path, out_dir: Path, parameters: dict[str, Any] | None = N
     dest = out_dir / src.name
     km = jupyter_client.KernelManager(kernel_name="python3", transport="ipc")
     try:
-        papermill.execute_notebook(str(src), str(dest), parameters=params, cwd=str(src.parent), km=km,
-                                   kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+        papermill.execute_notebook(
+            str(src),
+            str(dest),
+            parameters=params,
+            cwd=str(src.parent),
+            km=km,
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
     finally:
         if km.has_kernel:
             km.shutdown_kernel(now=True)
@@ -109,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     params = {k: _literal(v) for k, v in args.parameter}
     selected = [nb for nb in chapters() if not args.only or any(nb.name.startswith(p) for p in args.only)]
     if args.only and not selected:
-        ap.error(f"--only {' '.join(args.only)}: no chapter matches (chapters: "
-                 f"{', '.join(nb.stem for nb in chapters())})")
+        ap.error(
+            f"--only {' '.join(args.only)}: no chapter matches (chapters: {', '.join(nb.stem for nb in chapters())})"
+        )
     known = set().union(*(notebook_parameters(nb) for nb in selected))
     if unknown := sorted(set(params) - known):
         ap.error(f"unknown parameter(s) {', '.join(unknown)}: the chapters run take {', '.join(sorted(known))}")

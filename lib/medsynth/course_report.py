@@ -5,6 +5,7 @@ The table reads each chapter's ``metrics.json``: its ``headline`` (written by
 computed ``claims`` (verdicts by :func:`medsynth.evidence.evaluate_claims`). The full flat dump stays in each
 chapter's ``metrics.json``; nothing here computes a result, it only lays out what the chapters computed.
 """
+
 from __future__ import annotations
 
 import html
@@ -15,9 +16,13 @@ from typing import Any
 from medsynth.evidence import SUPPORTED
 
 # chapter -> its run module, whose ``headline(metrics)`` reads the chapter's own metrics.json
-RUN_MODULES = {"01_fundus2angio": "medsynth.models.fundus2angio_run", "02_medgan": "medsynth.models.medgan_run",
-               "03_retigan": "medsynth.models.retigan_run", "04_structure_maps": "medsynth.models.structsynth_run",
-               "05_fundus2video": "medsynth.models.fundus2video_run"}
+RUN_MODULES = {
+    "01_fundus2angio": "medsynth.models.fundus2angio_run",
+    "02_medgan": "medsynth.models.medgan_run",
+    "03_retigan": "medsynth.models.retigan_run",
+    "04_structure_maps": "medsynth.models.structsynth_run",
+    "05_fundus2video": "medsynth.models.fundus2video_run",
+}
 
 COLUMNS = ("chapter", "primary metric", "model", "best baseline", "paper", "claims supported", "wall time")
 
@@ -69,17 +74,23 @@ def summary_table(rows: list[dict[str, str]]) -> str:
     """The rows as an aligned plain-text table (what the terminal shows)."""
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in COLUMNS} if rows else {c: len(c) for c in COLUMNS}
     line = lambda r: " | ".join(r[c].ljust(widths[c]) for c in COLUMNS).rstrip()  # noqa: E731
-    return "\n".join([line({c: c for c in COLUMNS}), "-+-".join("-" * widths[c] for c in COLUMNS)]
-                     + [line(r) for r in rows])
+    return "\n".join(
+        [line({c: c for c in COLUMNS}), "-+-".join("-" * widths[c] for c in COLUMNS)] + [line(r) for r in rows]
+    )
 
 
 def _claims_html(claims: list[Mapping[str, Any]]) -> str:
     if not claims:
         return "<p>This chapter tests no claims.</p>"
     head = "".join(f"<th>{h}</th>" for h in ("claim", "paper", "this run", "verdict", "rule"))
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c.get(k, '')))}</td>"
-                                    for k in ("claim", "paper", "this_run", "verdict", "rule")) + "</tr>"
-                   for c in claims)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(c.get(k, '')))}</td>" for k in ("claim", "paper", "this_run", "verdict", "rule")
+        )
+        + "</tr>"
+        for c in claims
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -87,22 +98,37 @@ def write_index(run_dir: Path, rows: list[dict[str, str]], results: Mapping[str,
     """``<run_dir>/index.html``: the course table, then per chapter its claims table and figures (``fig_*.png``
     in its folder), linked to the executed notebook. One offline file; images are referenced relatively."""
     esc = html.escape
-    table = ("<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in COLUMNS) + "</tr>"
-             + "".join("<tr>" + "".join(f"<td>{esc(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows)
-             + "</table>")
+    table = (
+        "<table><tr>"
+        + "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+        + "</tr>"
+        + "".join("<tr>" + "".join(f"<td>{esc(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows)
+        + "</table>"
+    )
     parts = [f"<h1>MedSynth course run</h1><p>{esc(str(run_dir))}</p>{table}"]
     for r in rows:
         ch = r["chapter"]
         folder = run_dir / ch
-        figs = "".join(f'<figure><img src="{esc(ch)}/{esc(p.name)}" alt="{esc(p.stem)}"><figcaption>{esc(p.stem)}'
-                       f"</figcaption></figure>" for p in sorted(folder.glob("fig_*.png")))
-        parts.append(f'<h2 id="{esc(ch)}">{esc(ch)}</h2><p><a href="{esc(ch)}/{esc(ch)}.ipynb">executed notebook</a>'
-                     f" · <a href=\"{esc(ch)}/metrics.json\">metrics.json</a></p>"
-                     + _claims_html(list(results.get(ch, {}).get("claims") or [])) + figs)
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #999;padding:4px 8px;text-align:left;vertical-align:top}"
-             "img{max-width:100%}figure{margin:1em 0}")
+        figs = "".join(
+            f'<figure><img src="{esc(ch)}/{esc(p.name)}" alt="{esc(p.stem)}"><figcaption>{esc(p.stem)}'
+            f"</figcaption></figure>"
+            for p in sorted(folder.glob("fig_*.png"))
+        )
+        parts.append(
+            f'<h2 id="{esc(ch)}">{esc(ch)}</h2><p><a href="{esc(ch)}/{esc(ch)}.ipynb">executed notebook</a>'
+            f' · <a href="{esc(ch)}/metrics.json">metrics.json</a></p>'
+            + _claims_html(list(results.get(ch, {}).get("claims") or []))
+            + figs
+        )
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #999;padding:4px 8px;text-align:left;vertical-align:top}"
+        "img{max-width:100%}figure{margin:1em 0}"
+    )
     path = run_dir / "index.html"
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>MedSynth course run</title>"
-                    f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n", encoding="utf-8")
+    path.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>MedSynth course run</title>"
+        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n",
+        encoding="utf-8",
+    )
     return path

@@ -1,4 +1,5 @@
 """Device choice and seeding, shared by every chapter."""
+
 from __future__ import annotations
 
 import os

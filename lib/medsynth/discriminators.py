@@ -13,6 +13,7 @@
 map): the taps that pix2pixHD's feature-matching loss (its Eq. 4) compares between real and fake.
 Conditional discriminators take the condition and the image concatenated on channels.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,12 +45,22 @@ class PatchDiscriminator(nn.Module):
             here take logits, so leave it False).
     """
 
-    def __init__(self, in_ch: int, ndf: int = 64, n_layers: int = 3, norm: str = "batch",
-                 channels: Sequence[int] | None = None, max_ch: int = 512, padding: int = 1,
-                 same_tail: bool = False, pre_downsample: int = 0, sigmoid: bool = False) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: str = "batch",
+        channels: Sequence[int] | None = None,
+        max_ch: int = 512,
+        padding: int = 1,
+        same_tail: bool = False,
+        pre_downsample: int = 0,
+        sigmoid: bool = False,
+    ) -> None:
         super().__init__()
         if channels is None:
-            channels = [min(ndf * 2 ** i, max_ch) for i in range(n_layers + 1)]
+            channels = [min(ndf * 2**i, max_ch) for i in range(n_layers + 1)]
         if len(channels) != n_layers + 1:
             raise ValueError(f"channels needs n_layers + 1 = {n_layers + 1} widths, got {list(channels)}")
         self.pre_downsample = pre_downsample
@@ -61,18 +72,23 @@ class PatchDiscriminator(nn.Module):
 
         groups: list[nn.Sequential] = []
         prev = in_ch
-        for i, ch in enumerate(channels[:-1]):                      # stride-2 convs
+        for i, ch in enumerate(channels[:-1]):  # stride-2 convs
             conv = nn.Conv2d(prev, ch, 4, 2, padding, bias=(i == 0 or norm != "batch"))
             layers = [conv] if i == 0 else [conv, norm_layer(norm, ch)]
             groups.append(nn.Sequential(*layers, nn.LeakyReLU(0.2, True)))
             prev = ch
-        ch = channels[-1]                                          # stride-1 conv
-        groups.append(nn.Sequential(tail(), nn.Conv2d(prev, ch, 4, 1, tail_p, bias=norm != "batch"),
-                                    norm_layer(norm, ch), nn.LeakyReLU(0.2, True)))
+        ch = channels[-1]  # stride-1 conv
+        groups.append(
+            nn.Sequential(
+                tail(),
+                nn.Conv2d(prev, ch, 4, 1, tail_p, bias=norm != "batch"),
+                norm_layer(norm, ch),
+                nn.LeakyReLU(0.2, True),
+            )
+        )
         score = [tail(), nn.Conv2d(ch, 1, 4, 1, tail_p)] + ([nn.Sigmoid()] if sigmoid else [])
         groups.append(nn.Sequential(*score))
-        self.groups = nn.ModuleList(
-            nn.Sequential(*[m for m in g if not isinstance(m, nn.Identity)]) for g in groups)
+        self.groups = nn.ModuleList(nn.Sequential(*[m for m in g if not isinstance(m, nn.Identity)]) for g in groups)
 
     def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor | list[torch.Tensor]:
         for _ in range(self.pre_downsample):

@@ -22,6 +22,7 @@ Verdict rules (a claim resting on fewer than ``min_seeds`` seeds is "inconclusiv
                and a percentile bootstrap interval of their mean (``level``) decides: above 0
                supported, below 0 contradicted, covering 0 inconclusive.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,16 +33,29 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["baseline_predictions", "Claim", "evaluate_claims", "claims_markdown", "claims_summary",
-           "ranking_sentence", "beats", "number", "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE", "BASELINES"]
+__all__ = [
+    "baseline_predictions",
+    "Claim",
+    "evaluate_claims",
+    "claims_markdown",
+    "claims_summary",
+    "ranking_sentence",
+    "beats",
+    "number",
+    "SUPPORTED",
+    "CONTRADICTED",
+    "INCONCLUSIVE",
+    "BASELINES",
+]
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 #: Row names of the input-free predictors, as they appear in tables and metrics.json.
 BASELINES = ("mean training target", "random training target", "copy the input")
 
 
-def baseline_predictions(train_targets: torch.Tensor, n: int, seed: int = 0, period: int = 1,
-                         inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def baseline_predictions(
+    train_targets: torch.Tensor, n: int, seed: int = 0, period: int = 1, inputs: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """Predictions that never look at the test input, in the test set's geometry.
 
     ``train_targets`` (N*period, C, H, W): the training targets cut as the test targets are, in
@@ -115,8 +129,11 @@ def _verdict(claim: Claim, values: list[Any]) -> tuple[str, str, list[float]]:
         seeds = [float(v.mean()) for v in per_seed]
         pooled = np.concatenate(per_seed) if per_seed else np.zeros(0)
         lo, hi = _bootstrap_interval(pooled, claim.level) if len(pooled) else (math.nan, math.nan)
-        shown = (f"{pooled.mean():.4g} [{lo:.4g}, {hi:.4g}] ({len(pooled)} samples, n={len(values)})"
-                 if len(pooled) else "n/a")
+        shown = (
+            f"{pooled.mean():.4g} [{lo:.4g}, {hi:.4g}] ({len(pooled)} samples, n={len(values)})"
+            if len(pooled)
+            else "n/a"
+        )
         if len(values) < claim.min_seeds:
             return INCONCLUSIVE, shown + f"; fewer than {claim.min_seeds} seeds", seeds
         return (SUPPORTED if lo > 0 else CONTRADICTED if hi < 0 else INCONCLUSIVE), shown, seeds
@@ -155,8 +172,17 @@ def evaluate_claims(claims: Sequence[Claim], runs: Sequence[Mapping[str, Any]]) 
         except (KeyError, IndexError, TypeError) as exc:
             raise KeyError(f"claim {c.text!r}: its statistic cannot be computed from the run ({exc!r})") from exc
         verdict, shown, per_seed = _verdict(c, values)
-        rows.append({"claim": c.text, "paper": c.paper, "statistic": c.stat_name, "this_run": shown,
-                     "per_seed": per_seed, "verdict": verdict, "rule": c.rule_text()})
+        rows.append(
+            {
+                "claim": c.text,
+                "paper": c.paper,
+                "statistic": c.stat_name,
+                "this_run": shown,
+                "per_seed": per_seed,
+                "verdict": verdict,
+                "rule": c.rule_text(),
+            }
+        )
     return rows
 
 
@@ -164,8 +190,9 @@ def claims_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """The claims table as Markdown: claim | paper | this run | verdict | rule."""
     lines = ["| claim | paper | this run: statistic = value | verdict | rule |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['claim']} | {r['paper']} | {r['statistic']} = {r['this_run']} | "
-                     f"**{r['verdict']}** | {r['rule']} |")
+        lines.append(
+            f"| {r['claim']} | {r['paper']} | {r['statistic']} = {r['this_run']} | **{r['verdict']}** | {r['rule']} |"
+        )
     return "\n".join(lines)
 
 
@@ -173,8 +200,10 @@ def claims_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     """One sentence counting the verdicts, e.g. "Of 4 claims: 1 supported, 0 contradicted, 3 inconclusive."."""
     n = {v: sum(r["verdict"] == v for r in rows) for v in (SUPPORTED, CONTRADICTED, INCONCLUSIVE)}
     seeds = sorted({len(r["per_seed"]) for r in rows})
-    return (f"Of {len(rows)} claims tested on {'/'.join(map(str, seeds))} seed(s): {n[SUPPORTED]} supported, "
-            f"{n[CONTRADICTED]} contradicted, {n[INCONCLUSIVE]} inconclusive.")
+    return (
+        f"Of {len(rows)} claims tested on {'/'.join(map(str, seeds))} seed(s): {n[SUPPORTED]} supported, "
+        f"{n[CONTRADICTED]} contradicted, {n[INCONCLUSIVE]} inconclusive."
+    )
 
 
 def number(x: Any) -> float:
@@ -187,8 +216,7 @@ def beats(model: float, baseline: float, higher_is_better: bool = True) -> bool:
     return model > baseline if higher_is_better else model < baseline
 
 
-def ranking_sentence(values: Mapping[str, float], metric: str, higher_is_better: bool,
-                     fmt: str = "{:.4g}") -> str:
+def ranking_sentence(values: Mapping[str, float], metric: str, higher_is_better: bool, fmt: str = "{:.4g}") -> str:
     """The ranking of ``values`` (row -> number) as a sentence, best first: written from the numbers."""
     order = sorted(values, key=lambda k: values[k], reverse=higher_is_better)
     better = "higher" if higher_is_better else "lower"
@@ -196,7 +224,9 @@ def ranking_sentence(values: Mapping[str, float], metric: str, higher_is_better:
     return f"By {metric} ({better} is better) this run ranks: " + " > ".join(parts) + "."
 
 
-def headline(metric: str, higher_is_better: bool, model: str, values: Mapping[str, Any], paper: str = "") -> dict[str, Any]:
+def headline(
+    metric: str, higher_is_better: bool, model: str, values: Mapping[str, Any], paper: str = ""
+) -> dict[str, Any]:
     """A chapter's one-line result for the course summary (``make course``): the main model's value of the
     primary metric beside the best input-free baseline's, from the same table ``values`` (row -> value).
 
@@ -207,7 +237,14 @@ def headline(metric: str, higher_is_better: bool, model: str, values: Mapping[st
         raise KeyError(f"headline: model row {model!r} is not in the table (rows: {sorted(values)})")
     rows = {k: number(v) for k, v in values.items() if k in BASELINES}
     best = (max if higher_is_better else min)(rows, key=rows.get) if rows else None
-    out = {"metric": metric, "higher_is_better": higher_is_better, "model": model, "model_value": number(values[model]),
-           "best_baseline": best, "best_baseline_value": rows.get(best), "paper": paper}
+    out = {
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "model": model,
+        "model_value": number(values[model]),
+        "best_baseline": best,
+        "best_baseline_value": rows.get(best),
+        "paper": paper,
+    }
     out["beats_best_baseline"] = None if best is None else beats(out["model_value"], rows[best], higher_is_better)
     return out

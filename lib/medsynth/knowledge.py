@@ -17,16 +17,24 @@ IoU/precision/recall and :func:`threshold_sweep` their curves over the threshold
 :func:`knowledge_view` is the pure function behind the notebook's explorer
 (``medsynth.widgets.knowledge_explorer`` wraps it in ipywidgets).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["KM_THRESHOLD", "to_uint8", "knowledge_mask", "mask_scores", "threshold_sweep", "knowledge_view",
-           "MaskScores"]
+__all__ = [
+    "KM_THRESHOLD",
+    "to_uint8",
+    "knowledge_mask",
+    "mask_scores",
+    "threshold_sweep",
+    "knowledge_view",
+    "MaskScores",
+]
 
 KM_THRESHOLD = 45.0  # on the 0-255 scale (Sec. 3.0.2, "determined through comparative experiments")
 GREEN = 1
@@ -43,15 +51,18 @@ def _green(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """numpy: (H,W) or channel-last (H,W,3); torch: (..., C, H, W) with C in {1,3}. Green if 3 channels."""
     if isinstance(x, torch.Tensor):
         if x.dim() >= 3 and x.shape[-3] == 3:
-            return x[..., GREEN:GREEN + 1, :, :]
+            return x[..., GREEN : GREEN + 1, :, :]
         return x
     x = np.asarray(x)
     return x[..., GREEN] if x.ndim == 3 and x.shape[-1] == 3 else x
 
 
-def knowledge_mask(first: np.ndarray | torch.Tensor, last: np.ndarray | torch.Tensor,
-                   threshold: float = KM_THRESHOLD,
-                   value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray | torch.Tensor:
+def knowledge_mask(
+    first: np.ndarray | torch.Tensor,
+    last: np.ndarray | torch.Tensor,
+    threshold: float = KM_THRESHOLD,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray | torch.Tensor:
     """Sec. 2.2: ``|last - first| > threshold`` on the 8-bit (0-255) green channel; bool mask.
 
     ``first``/``last``: the first (arterial) and last (late) frames, in ``value_range`` (``(0, 1)``
@@ -82,13 +93,18 @@ def mask_scores(pred: np.ndarray, true: np.ndarray) -> MaskScores:
         raise ValueError(f"masks differ in shape: {p.shape} vs {t.shape}")
     tp, fp, fn = float((p & t).sum()), float((p & ~t).sum()), float((~p & t).sum())
     union = tp + fp + fn
-    return MaskScores(iou=tp / union if union else 1.0, precision=tp / (tp + fp) if tp + fp else 1.0,
-                      recall=tp / (tp + fn) if tp + fn else 1.0, dice=2 * tp / (2 * tp + fp + fn) if union else 1.0,
-                      area=float(p.mean()))
+    return MaskScores(
+        iou=tp / union if union else 1.0,
+        precision=tp / (tp + fp) if tp + fp else 1.0,
+        recall=tp / (tp + fn) if tp + fn else 1.0,
+        dice=2 * tp / (2 * tp + fp + fn) if union else 1.0,
+        area=float(p.mean()),
+    )
 
 
-def threshold_sweep(pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                    thresholds: Sequence[float] = tuple(range(5, 125, 5))) -> dict[str, np.ndarray]:
+def threshold_sweep(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], thresholds: Sequence[float] = tuple(range(5, 125, 5))
+) -> dict[str, np.ndarray]:
     """Mean IoU/precision/recall/Dice/area over eyes for each threshold.
 
     ``pairs``: ``(first_frame, last_frame, true_leakage)`` per eye, frames in [0,1].
@@ -105,8 +121,9 @@ def threshold_sweep(pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     return {"threshold": th, **out}
 
 
-def knowledge_view(frames: np.ndarray, true: np.ndarray, threshold: float = KM_THRESHOLD, first: int = 0,
-                   last: int = -1) -> tuple[np.ndarray, MaskScores, str]:
+def knowledge_view(
+    frames: np.ndarray, true: np.ndarray, threshold: float = KM_THRESHOLD, first: int = 0, last: int = -1
+) -> tuple[np.ndarray, MaskScores, str]:
     """The explorer's picture: frame ``first`` | frame ``last`` | |difference| | mask on the last frame
     (green) | mask (green) against the ground-truth leakage (magenta; overlap looks white-ish).
 
@@ -127,9 +144,19 @@ def knowledge_view(frames: np.ndarray, true: np.ndarray, threshold: float = KM_T
     diff = np.abs(f1 - f0)
     gt = overlay(np.zeros_like(f1), true, (1.0, 0.0, 1.0), 0.8)
     both = overlay(gt, m, (0.0, 1.0, 0.0), 0.5)
-    img = np.concatenate([to_rgb(f0), to_rgb(f1), to_rgb(diff / max(float(diff.max()), 1e-6)),
-                          overlay(f1, m, (0.1, 1.0, 0.2), 0.6), both], axis=1)
+    img = np.concatenate(
+        [
+            to_rgb(f0),
+            to_rgb(f1),
+            to_rgb(diff / max(float(diff.max()), 1e-6)),
+            overlay(f1, m, (0.1, 1.0, 0.2), 0.6),
+            both,
+        ],
+        axis=1,
+    )
     t = len(frames)
-    cap = (f"frames {first % t} -> {last % t}, threshold {threshold:g}/255: mask {100 * s.area:.1f}% of pixels, "
-           f"IoU {s.iou:.3f}, precision {s.precision:.3f}, recall {s.recall:.3f} vs true leakage")
+    cap = (
+        f"frames {first % t} -> {last % t}, threshold {threshold:g}/255: mask {100 * s.area:.1f}% of pixels, "
+        f"IoU {s.iou:.3f}, precision {s.precision:.3f}, recall {s.recall:.3f} vs true leakage"
+    )
     return img, s, cap

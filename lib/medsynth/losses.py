@@ -4,6 +4,7 @@ Discriminator outputs come in three shapes and every loss here accepts all of th
 a score map tensor (PatchGAN), a list of score maps (multi-scale D), or a list of per-scale
 feature lists whose last entry is the score map (``D(x, features=True)``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,8 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GANLoss", "feature_matching_loss", "VGGLoss", "VGG19_LAYERS", "scores", "gram_matrix",
-           "VGGStyleContentLoss"]
+__all__ = [
+    "GANLoss",
+    "feature_matching_loss",
+    "VGGLoss",
+    "VGG19_LAYERS",
+    "scores",
+    "gram_matrix",
+    "VGGStyleContentLoss",
+    "optional_vgg_loss",
+]
 
 Pred = torch.Tensor | Sequence[torch.Tensor] | Sequence[Sequence[torch.Tensor]]
 
@@ -55,8 +64,9 @@ class GANLoss(nn.Module):
         return total
 
 
-def feature_matching_loss(fake_feats: Sequence[Sequence[torch.Tensor]],
-                          real_feats: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+def feature_matching_loss(
+    fake_feats: Sequence[Sequence[torch.Tensor]], real_feats: Sequence[Sequence[torch.Tensor]]
+) -> torch.Tensor:
     """pix2pixHD's feature-matching loss (Wang et al. 2018, Eq. 4), with its code's weights:
 
     ``sum_k sum_i  1/num_D * 4/(n_layers+1) * L1(D_k^(i)(x, G(x)), D_k^(i)(x, y))`` over every
@@ -65,10 +75,10 @@ def feature_matching_loss(fake_feats: Sequence[Sequence[torch.Tensor]],
     """
     num_d = len(fake_feats)
     total = 0.0
-    for fk, rk in zip(fake_feats, real_feats):
+    for fk, rk in zip(fake_feats, real_feats, strict=True):
         layers = len(fk) - 1
         w = (1.0 / num_d) * (4.0 / layers)  # pix2pixHD: 4/(n_layers_D+1), n_layers_D+1 = hidden groups
-        for f, r in zip(fk[:-1], rk[:-1]):
+        for f, r in zip(fk[:-1], rk[:-1], strict=True):
             total = total + w * F.l1_loss(f.float(), r.detach().float())
     return total
 
@@ -92,8 +102,13 @@ class VGGLoss(nn.Module):
     multi-scale random-filter texture loss, and ``self.features_kind == "random"`` says so.
     """
 
-    def __init__(self, features: str = "pretrained", layers: Sequence[int] = VGG19_LAYERS,
-                 weights: Sequence[float] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0), seed: int = 0) -> None:
+    def __init__(
+        self,
+        features: str = "pretrained",
+        layers: Sequence[int] = VGG19_LAYERS,
+        weights: Sequence[float] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0),
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         from medsynth.weights import load_vgg19  # raises WeightsUnavailable when absent
 
@@ -129,7 +144,21 @@ class VGGLoss(nn.Module):
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             real_f = self._feats(real)
-        return sum(w * F.l1_loss(f, r) for w, f, r in zip(self.weights, self._feats(fake), real_f))
+        return sum(w * F.l1_loss(f, r) for w, f, r in zip(self.weights, self._feats(fake), real_f, strict=True))
+
+
+def optional_vgg_loss(vgg_features: str, seed: int = 0) -> tuple[VGGLoss | None, str]:
+    """A task's perceptual term from its ``vgg_features`` switch: ``(loss or None, kind)``.
+
+    ``"pretrained"`` / ``"random"`` build :class:`VGGLoss` (whose ``features_kind`` says which features it
+    really got, since pretrained weights may be unavailable); ``"off"`` gives ``(None, "off")``.
+    """
+    if vgg_features not in ("pretrained", "random", "off"):
+        raise ValueError(f"vgg_features must be 'pretrained', 'random' or 'off', got {vgg_features!r}")
+    if vgg_features == "off":
+        return None, "off"
+    vgg = VGGLoss(vgg_features, seed=seed)
+    return vgg, vgg.features_kind
 
 
 def gram_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -153,9 +182,14 @@ class VGGStyleContentLoss(VGGLoss):
     ``features="pretrained" | "random"`` and the labelled ``features_kind``) is :class:`VGGLoss`'s.
     """
 
-    def __init__(self, features: str = "pretrained", layers: Sequence[int] = VGG19_LAYERS[:4],
-                 style_weights: Sequence[float] | None = None, content_weights: Sequence[float] | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        features: str = "pretrained",
+        layers: Sequence[int] = VGG19_LAYERS[:4],
+        style_weights: Sequence[float] | None = None,
+        content_weights: Sequence[float] | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(features, layers, [1.0] * len(layers), seed)
         self.style_weights = tuple(style_weights or [1.0] * len(layers))
         self.content_weights = tuple(content_weights or [1.0] * len(layers))
@@ -166,7 +200,7 @@ class VGGStyleContentLoss(VGGLoss):
         with torch.no_grad():
             real_f = self._feats(real)
         style = content = 0.0
-        for ws, wc, f, r in zip(self.style_weights, self.content_weights, self._feats(fake), real_f):
+        for ws, wc, f, r in zip(self.style_weights, self.content_weights, self._feats(fake), real_f, strict=True):
             c = f.shape[1]
             style = style + ws * ((gram_matrix(f) - gram_matrix(r)) ** 2).sum((1, 2)).mean() / (4 * c * c)
             content = content + wc * F.mse_loss(f.float(), r.float())

@@ -4,6 +4,7 @@ reference run, and library source shown highlighted.
 Batch reruns (``make course``, papermill) collect ``<out_dir>/metrics.json`` from each chapter,
 so every notebook ends by calling :func:`write_metrics`.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -17,6 +17,7 @@ gradients are wiped, so the projection head never trains (a random fixed project
 is an ordinary module built eagerly, whose parameters go into the generator's optimiser, and a test
 checks that a step changes them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from torch import nn
 __all__ = ["PatchProjector", "info_nce", "patch_nce_loss", "NCE_TEMPERATURE", "NUM_PATCHES"]
 
 NCE_TEMPERATURE = 0.07  # tau (CUT's nce_T; the paper's Eq. 2)
-NUM_PATCHES = 256       # patches per layer (CUT's num_patches; the issue and official code)
+NUM_PATCHES = 256  # patches per layer (CUT's num_patches; the issue and official code)
 
 
 def _l2n(x: torch.Tensor) -> torch.Tensor:
@@ -48,22 +49,24 @@ class PatchProjector(nn.Module):
 
     def __init__(self, channels: Sequence[int], nc: int = 256, init_std: float = 0.02) -> None:
         super().__init__()
-        self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(c, nc), nn.ReLU(inplace=True), nn.Linear(nc, nc))
-                                  for c in channels)
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(c, nc), nn.ReLU(inplace=True), nn.Linear(nc, nc)) for c in channels
+        )
         for m in self.modules():  # CUT init_net('normal', 0.02)
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0.0, init_std)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, feats: Sequence[torch.Tensor], num_patches: int = NUM_PATCHES,
-                ids: Sequence[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(
+        self, feats: Sequence[torch.Tensor], num_patches: int = NUM_PATCHES, ids: Sequence[torch.Tensor] | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         if len(feats) != len(self.mlps):
             raise ValueError(f"{len(feats)} feature maps for {len(self.mlps)} projection MLPs")
         out, out_ids = [], []
-        for k, (f, mlp) in enumerate(zip(feats, self.mlps)):
+        for k, (f, mlp) in enumerate(zip(feats, self.mlps, strict=True)):
             flat = f.flatten(2).transpose(1, 2)  # (N, H*W, C)
             if ids is None:
-                idx = torch.randperm(flat.shape[1], device=f.device)[:min(num_patches, flat.shape[1])]
+                idx = torch.randperm(flat.shape[1], device=f.device)[: min(num_patches, flat.shape[1])]
             else:
                 idx = ids[k]
             out.append(_l2n(mlp(flat[:, idx].flatten(0, 1).float())))
@@ -82,18 +85,23 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, n_images: int, tau: float = NCE_T
     """
     k = k.detach()
     d = q.shape[-1]
-    l_pos = (q * k).sum(-1, keepdim=True)                              # (NP, 1)
+    l_pos = (q * k).sum(-1, keepdim=True)  # (NP, 1)
     qb, kb = q.view(n_images, -1, d), k.view(n_images, -1, d)
     p = qb.shape[1]
-    l_neg = torch.bmm(qb, kb.transpose(1, 2))                          # (N, P, P)
+    l_neg = torch.bmm(qb, kb.transpose(1, 2))  # (N, P, P)
     eye = torch.eye(p, dtype=torch.bool, device=q.device)[None]
     l_neg = l_neg.masked_fill(eye, -10.0).view(-1, p)
     logits = torch.cat([l_pos, l_neg], 1) / tau
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=q.device), reduction="none")
 
 
-def patch_nce_loss(feat_q: Sequence[torch.Tensor], feat_k: Sequence[torch.Tensor], head: PatchProjector,
-                   num_patches: int = NUM_PATCHES, tau: float = NCE_TEMPERATURE) -> torch.Tensor:
+def patch_nce_loss(
+    feat_q: Sequence[torch.Tensor],
+    feat_k: Sequence[torch.Tensor],
+    head: PatchProjector,
+    num_patches: int = NUM_PATCHES,
+    tau: float = NCE_TEMPERATURE,
+) -> torch.Tensor:
     """PatchNCE over layers: sample positions on the key image, embed both images there, mean of
     Eq. 2 over patches, averaged over layers (CUT's ``calculate_NCE_loss``).
 
@@ -104,4 +112,4 @@ def patch_nce_loss(feat_q: Sequence[torch.Tensor], feat_k: Sequence[torch.Tensor
     n = feat_q[0].shape[0]
     k_emb, ids = head(feat_k, num_patches)
     q_emb, _ = head(feat_q, num_patches, ids)
-    return sum(info_nce(q, k, n, tau).mean() for q, k in zip(q_emb, k_emb)) / len(q_emb)
+    return sum(info_nce(q, k, n, tau).mean() for q, k in zip(q_emb, k_emb, strict=True)) / len(q_emb)

@@ -10,6 +10,7 @@ Each chapter's model module subclasses :class:`Preset` with its own fields and d
 :func:`choose`, overriding fields from its parameters cell (``None`` keeps the preset's value), and
 trains through :func:`train`, so the loop settings live in one place.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,8 @@ class Preset:
     image_size: int
     n_seeds: int = 1
     log_every: int = 10
-    ckpt_every: int = 0       # 0: only at the end
-    lr_decay_from: float | None = None   # linear lr decay to 0 over the last (1 - this) of the steps; None: constant
+    ckpt_every: int = 0  # 0: only at the end
+    lr_decay_from: float | None = None  # linear lr decay to 0 over the last (1 - this) of the steps; None: constant
 
     def describe(self) -> str:
         fields = dataclasses.asdict(self)
@@ -62,17 +63,35 @@ def seeds_of(preset: Preset, seed: int) -> list[int]:
     return [seed + i for i in range(max(1, preset.n_seeds))]
 
 
-def train(task: GANTask, dataset: Dataset, preset: Preset, out_dir: str | Path, device: str = "auto",
-          seed: int = 0, resume: bool = False, batch_multiplier: int = 1, steps: int | None = None,
-          progress: bool = True) -> list[dict[str, Any]]:
+def train(
+    task: GANTask,
+    dataset: Dataset,
+    preset: Preset,
+    out_dir: str | Path,
+    device: str = "auto",
+    seed: int = 0,
+    resume: bool = False,
+    batch_multiplier: int = 1,
+    steps: int | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Train ``task`` with the preset's schedule through the course's :class:`~medsynth.training.Trainer`.
 
     ``batch_multiplier``: batches a task draws per iteration (Fundus2Angio's three, one per D update and
     one for G); ``steps`` overrides the preset's (ablation rows). Returns the logged history.
     """
     n = steps or preset.steps
-    cfg = TrainConfig(steps=n, out_dir=out_dir, batch_size=preset.batch_size * batch_multiplier,
-                      log_every=preset.log_every, sample_every=n, ckpt_every=preset.ckpt_every or n,
-                      device=device, seed=seed, resume=resume, progress=progress,
-                      lr_decay_start=None if preset.lr_decay_from is None else int(n * preset.lr_decay_from))
+    cfg = TrainConfig(
+        steps=n,
+        out_dir=out_dir,
+        batch_size=preset.batch_size * batch_multiplier,
+        log_every=preset.log_every,
+        sample_every=n,
+        ckpt_every=preset.ckpt_every or n,
+        device=device,
+        seed=seed,
+        resume=resume,
+        progress=progress,
+        lr_decay_start=None if preset.lr_decay_from is None else int(n * preset.lr_decay_from),
+    )
     return Trainer(task, dataset, cfg).fit()

@@ -6,13 +6,13 @@ displayed: "0/150", directly above the "trained 150 iterations" line. Here the b
 display id and that output is replaced by the closed bar, so the stored text reads "150/150".
 Outside Jupyter this is plain ``tqdm`` on stderr.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 
-def progress(total: int | None = None, initial: int = 0, desc: str | None = None, disable: bool = False,
-             **kwargs: Any):
+def progress(total: int | None = None, initial: int = 0, desc: str | None = None, disable: bool = False, **kwargs: Any):
     """A ``tqdm.auto`` bar (same arguments) whose stored notebook output ends in its final state."""
     from tqdm.auto import tqdm
     from tqdm.notebook import tqdm as notebook_tqdm

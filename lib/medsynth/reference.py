@@ -11,6 +11,7 @@ then ``results/<chapter>/`` receives what a reader needs without rerunning it:
 
 The notebooks read ``results/<chapter>/metrics.json`` back to show "paper | reference run | this run".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,16 @@ __all__ = ["environment", "git_commit", "collect", "main"]
 def git_commit() -> str | None:
     """HEAD of the repository, with ``+dirty`` when tracked files differ from it; None outside git."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                              check=False).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=False).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
     except OSError:
         return None
     return (head + ("+dirty" if dirty else "")) or None
@@ -49,12 +56,21 @@ def environment(preset: str, wall_seconds: float, device: str, commit: str | Non
     import torchvision
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"preset": preset, "device": device, "gpu": gpu, "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": numpy.__version__,
-            "wall_seconds": round(wall_seconds, 1), "commit": commit,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    return {
+        "preset": preset,
+        "device": device,
+        "gpu": gpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "wall_seconds": round(wall_seconds, 1),
+        "commit": commit,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
 
 
 def collect(run_dir: Path, dest: Path, env: dict[str, Any]) -> list[Path]:
@@ -65,8 +81,10 @@ def collect(run_dir: Path, dest: Path, env: dict[str, Any]) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("fig_*.png"):
         old.unlink()
-    copied = [Path(shutil.copy2(p, dest / p.name))
-              for p in [run_dir / "metrics.json", run_dir / "claims.md", *sorted(run_dir.glob("fig_*.png"))]]
+    copied = [
+        Path(shutil.copy2(p, dest / p.name))
+        for p in [run_dir / "metrics.json", run_dir / "claims.md", *sorted(run_dir.glob("fig_*.png"))]
+    ]
     env_path = dest / "env.json"
     env_path.write_text(json.dumps(env, indent=2, sort_keys=True) + "\n")
     return copied + [env_path]
@@ -90,18 +108,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
         run_dir = args.runs_dir / nb.stem
         print(f"-> {nb.name} (preset {args.preset}) ...", flush=True)
-        t0, commit = time.perf_counter(), git_commit()   # the code the run uses, before anything can change it
+        t0, commit = time.perf_counter(), git_commit()  # the code the run uses, before anything can change it
         try:
             run_notebook(nb, run_dir, params, timeout=6 * 3600)
             device = json.loads((run_dir / "metrics.json").read_text()).get("device", "unknown")
-            files = collect(run_dir, args.results_dir / nb.stem,
-                            environment(args.preset, time.perf_counter() - t0, device, commit))
+            files = collect(
+                run_dir, args.results_dir / nb.stem, environment(args.preset, time.perf_counter() - t0, device, commit)
+            )
         except Exception as exc:  # keep going: one broken chapter should not hide the others
             failed.append(nb.name)
             print(f"   FAILED: {type(exc).__name__}: {str(exc)[:2000]}", flush=True)
             continue
-        print(f"   done in {time.perf_counter() - t0:.0f} s -> {files[0].parent} ({len(files)} files)",
-              flush=True)
+        print(f"   done in {time.perf_counter() - t0:.0f} s -> {files[0].parent} ({len(files)} files)", flush=True)
     if failed:
         print(f"\nFailed chapters: {', '.join(failed)}")
     return 1 if failed else 0

@@ -21,6 +21,7 @@ its mask settings (threshold 0.3 on the normalised image, p = 10, 5x5 median).
 :func:`vessel_agreement` scores a map against manual vessel labels (Dice, recall inside the FOV).
 Filters come from scipy/scikit-image (Sobel, Gaussian, median), not hand-written kernels.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,9 +30,25 @@ from scipy import ndimage as ndi
 from skimage import filters, transform
 from skimage.color import rgb2gray
 
-__all__ = ["ALG1_DEFAULTS", "ALG1_RETINA", "ALG1_UNNORMALISED", "ALG2_DEFAULTS", "to_gray", "structure_map_steps",
-           "structure_map", "organ_mask_steps", "organ_mask", "remove_lesion", "fuse_noise", "fuse_noise_torch",
-           "vessel_agreement", "alpha_curve", "ALG1_PANELS", "structure_view", "fusion_view"]
+__all__ = [
+    "ALG1_DEFAULTS",
+    "ALG1_RETINA",
+    "ALG1_UNNORMALISED",
+    "ALG2_DEFAULTS",
+    "to_gray",
+    "structure_map_steps",
+    "structure_map",
+    "organ_mask_steps",
+    "organ_mask",
+    "remove_lesion",
+    "fuse_noise",
+    "fuse_noise_torch",
+    "vessel_agreement",
+    "alpha_curve",
+    "ALG1_PANELS",
+    "structure_view",
+    "fusion_view",
+]
 
 #: Algorithm 1, the author's BRATS settings (get_s(x, sigma=0.01, j=0.035), then a 3x3 blur with sigma 0.01
 #: binarised at 0 = lines 11-12, then a 5x5 median): sigma 0.01 makes the 3x3 blurs the identity.
@@ -67,11 +84,19 @@ def _norm01(a: np.ndarray) -> np.ndarray:
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
 
 
-def structure_map_steps(x: np.ndarray, alpha: float = ALG1_DEFAULTS["alpha"], beta: float = ALG1_DEFAULTS["beta"],
-                        gamma: float = ALG1_DEFAULTS["gamma"], sigma1: float = ALG1_DEFAULTS["sigma1"],
-                        sigma2: float = ALG1_DEFAULTS["sigma2"], literal_line12: bool = False,
-                        kernel: int = 3, median: int = ALG1_DEFAULTS["median"], normalise: bool = True,
-                        lesion: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def structure_map_steps(
+    x: np.ndarray,
+    alpha: float = ALG1_DEFAULTS["alpha"],
+    beta: float = ALG1_DEFAULTS["beta"],
+    gamma: float = ALG1_DEFAULTS["gamma"],
+    sigma1: float = ALG1_DEFAULTS["sigma1"],
+    sigma2: float = ALG1_DEFAULTS["sigma2"],
+    literal_line12: bool = False,
+    kernel: int = 3,
+    median: int = ALG1_DEFAULTS["median"],
+    normalise: bool = True,
+    lesion: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Algorithm 1 (Sec. 4.2.1), every line kept as an entry of the returned dict (in order).
 
     Lines 2-3 ``reduce_min/reduce_max(sobel(x))``: the pixel-wise min and max over the two Sobel
@@ -93,27 +118,39 @@ def structure_map_steps(x: np.ndarray, alpha: float = ALG1_DEFAULTS["alpha"], be
     """
     x = to_gray(x)
     out: dict[str, np.ndarray] = {"x": x}
-    out["sobel_h"] = filters.sobel_h(x)                                   # sobel(x): two edge maps
+    out["sobel_h"] = filters.sobel_h(x)  # sobel(x): two edge maps
     out["sobel_v"] = filters.sobel_v(x)
     edges = np.stack([out["sobel_h"], out["sobel_v"]])
-    s1 = edges.min(0); s2 = edges.max(0)
-    if normalise:                                                          # the author's tf_norm
+    s1 = edges.min(0)
+    s2 = edges.max(0)
+    if normalise:  # the author's tf_norm
         s1, s2 = _norm01(s1), _norm01(s2)
-    out["l2_s1_min"] = s1                                                  # line 2
-    out["l3_s2_max"] = s2                                                  # line 3
-    s1 = _blur(s1, sigma1, kernel); out["l4_s1_blur"] = s1                 # line 4
-    s2 = _blur(s2, sigma1, kernel); out["l5_s2_blur"] = s2                 # line 5
-    s1 = s1.mean() - s1; out["l6_s1_centred"] = s1                         # line 6
-    s2 = s2 - s2.mean(); out["l7_s2_centred"] = s2                         # line 7
-    s1 = (s1 > alpha).astype(np.float64); out["l8_s1_bin"] = s1            # line 8
-    s2 = (s2 > alpha).astype(np.float64); out["l9_s2_bin"] = s2            # line 9
-    s = ((s1 + s2) > 0).astype(np.float64); out["l10_union"] = s           # line 10
-    s = _blur(s, sigma2, kernel); out["l11_blur"] = s                      # line 11
-    src = (s1 + s2) if literal_line12 else s                               # line 12 (see docstring)
-    s = (src > beta).astype(np.float64); out["l12_thresh"] = s
-    s = ndi.median_filter(s, size=median, mode="constant"); out["l13_median"] = s   # line 13
+    out["l2_s1_min"] = s1  # line 2
+    out["l3_s2_max"] = s2  # line 3
+    s1 = _blur(s1, sigma1, kernel)
+    out["l4_s1_blur"] = s1  # line 4
+    s2 = _blur(s2, sigma1, kernel)
+    out["l5_s2_blur"] = s2  # line 5
+    s1 = s1.mean() - s1
+    out["l6_s1_centred"] = s1  # line 6
+    s2 = s2 - s2.mean()
+    out["l7_s2_centred"] = s2  # line 7
+    s1 = (s1 > alpha).astype(np.float64)
+    out["l8_s1_bin"] = s1  # line 8
+    s2 = (s2 > alpha).astype(np.float64)
+    out["l9_s2_bin"] = s2  # line 9
+    s = ((s1 + s2) > 0).astype(np.float64)
+    out["l10_union"] = s  # line 10
+    s = _blur(s, sigma2, kernel)
+    out["l11_blur"] = s  # line 11
+    src = (s1 + s2) if literal_line12 else s  # line 12 (see docstring)
+    s = (src > beta).astype(np.float64)
+    out["l12_thresh"] = s
+    s = ndi.median_filter(s, size=median, mode="constant")
+    out["l13_median"] = s  # line 13
     out["foreground"] = (x > gamma).astype(np.float64)
-    s = s * out["foreground"]; out["l14_s"] = s                            # line 14
+    s = s * out["foreground"]
+    out["l14_s"] = s  # line 14
     out["s"] = s.astype(np.float32)
     if lesion is not None:
         out["s_no_lesion"] = remove_lesion(out["s"], lesion)
@@ -133,8 +170,12 @@ def remove_lesion(s: np.ndarray, lesion: np.ndarray, dilate: int = 1) -> np.ndar
     return (np.asarray(s) * (~les)).astype(np.float32)
 
 
-def organ_mask_steps(x: np.ndarray, alpha: float = ALG2_DEFAULTS["alpha"], p: int = ALG2_DEFAULTS["p"],
-                     median: int = ALG2_DEFAULTS["median"]) -> dict[str, np.ndarray]:
+def organ_mask_steps(
+    x: np.ndarray,
+    alpha: float = ALG2_DEFAULTS["alpha"],
+    p: int = ALG2_DEFAULTS["p"],
+    median: int = ALG2_DEFAULTS["median"],
+) -> dict[str, np.ndarray]:
     """Algorithm 2 (Sec. 4.2.2): background mask ``m`` (1 = background, 0 = organ), every line kept.
 
     Line 3-4 resize the mask to ``(H + p, W + p)`` with nearest-neighbour interpolation (the thesis
@@ -146,12 +187,15 @@ def organ_mask_steps(x: np.ndarray, alpha: float = ALG2_DEFAULTS["alpha"], p: in
     x = to_gray(x)
     h, w = x.shape
     out: dict[str, np.ndarray] = {"x": x}
-    m = 1.0 - (x > alpha).astype(np.float64); out["l2_m"] = m                       # line 2
+    m = 1.0 - (x > alpha).astype(np.float64)
+    out["l2_m"] = m  # line 2
     big = transform.resize(m, (h + p, w + p), order=0, preserve_range=True, anti_aliasing=False)
-    out["l4_resized"] = big                                                          # lines 3-4
+    out["l4_resized"] = big  # lines 3-4
     t, lft = p // 2, p // 2
-    m = big[t:t + h, lft:lft + w]; out["l5_cropped"] = m                            # line 5
-    m = ndi.median_filter(m, size=median, mode="nearest"); out["l6_m"] = m          # line 6
+    m = big[t : t + h, lft : lft + w]
+    out["l5_cropped"] = m  # line 5
+    m = ndi.median_filter(m, size=median, mode="nearest")
+    out["l6_m"] = m  # line 6
     out["m"] = m.astype(np.float32)
     return out
 
@@ -161,8 +205,9 @@ def organ_mask(x: np.ndarray, **kwargs) -> np.ndarray:
     return organ_mask_steps(x, **kwargs)["m"]
 
 
-def fuse_noise(s: np.ndarray, m: np.ndarray, alpha1: float = 0.5, alpha2: float = 0.6,
-               seed: int | None = 0) -> dict[str, np.ndarray]:
+def fuse_noise(
+    s: np.ndarray, m: np.ndarray, alpha1: float = 0.5, alpha2: float = 0.6, seed: int | None = 0
+) -> dict[str, np.ndarray]:
     """Eq. 12 (Sec. 4.2.3): ``s' = s + z' * (1 - m) * (1 - s)``, ``z' ~ U(alpha1, alpha2)`` per pixel.
 
     Where ``s = 1`` (a contour) or ``m = 1`` (background) ``s'`` equals ``s``; inside the organ and off
@@ -176,8 +221,9 @@ def fuse_noise(s: np.ndarray, m: np.ndarray, alpha1: float = 0.5, alpha2: float 
     return {"s": s, "m": m, "z": z, "s_fused": s + z * (1 - m) * (1 - s)}
 
 
-def fuse_noise_torch(s: torch.Tensor, m: torch.Tensor, alpha1: float = 0.5, alpha2: float = 0.6,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def fuse_noise_torch(
+    s: torch.Tensor, m: torch.Tensor, alpha1: float = 0.5, alpha2: float = 0.6, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Eq. 12 on tensors (any shape, same for ``s`` and ``m``), for use inside training steps."""
     z = torch.rand(s.shape, generator=generator, device=s.device, dtype=s.dtype) * (alpha2 - alpha1) + alpha1
     return s + z * (1 - m) * (1 - s)
@@ -195,8 +241,12 @@ def vessel_agreement(s: np.ndarray, vessels: np.ndarray, fov: np.ndarray | None 
     inside = np.ones_like(v) if fov is None else np.asarray(fov) > 0
     s, v = s & inside, v & inside
     tp = float((s & v).sum())
-    return {"dice": 2 * tp / max(1.0, float(s.sum() + v.sum())), "recall": tp / max(1.0, float(v.sum())),
-            "precision": tp / max(1.0, float(s.sum())), "fraction": float(s.sum()) / max(1.0, float(inside.sum()))}
+    return {
+        "dice": 2 * tp / max(1.0, float(s.sum() + v.sum())),
+        "recall": tp / max(1.0, float(v.sum())),
+        "precision": tp / max(1.0, float(s.sum())),
+        "fraction": float(s.sum()) / max(1.0, float(inside.sum())),
+    }
 
 
 def alpha_curve(images: list[dict], alphas, **params) -> dict[str, np.ndarray]:
@@ -218,8 +268,20 @@ def alpha_curve(images: list[dict], alphas, **params) -> dict[str, np.ndarray]:
 # -- explorer views (pure; wrapped by medsynth.widgets.structure_explorer / fusion_explorer) -------------
 
 #: The Algorithm 1 intermediates shown by :func:`structure_view`, in the order of Fig. 11 / the algorithm.
-ALG1_PANELS = ("x", "l2_s1_min", "l3_s2_max", "l6_s1_centred", "l7_s2_centred", "l8_s1_bin", "l9_s2_bin",
-               "l10_union", "l11_blur", "l12_thresh", "l13_median", "s")
+ALG1_PANELS = (
+    "x",
+    "l2_s1_min",
+    "l3_s2_max",
+    "l6_s1_centred",
+    "l7_s2_centred",
+    "l8_s1_bin",
+    "l9_s2_bin",
+    "l10_union",
+    "l11_blur",
+    "l12_thresh",
+    "l13_median",
+    "s",
+)
 
 
 def _tile(images: list[np.ndarray], ncols: int, pad: int = 2) -> np.ndarray:
@@ -227,29 +289,40 @@ def _tile(images: list[np.ndarray], ncols: int, pad: int = 2) -> np.ndarray:
     (values outside are clipped; the centred maps of lines 6-7 show their positive part, which is what lines
     8-9 threshold)."""
     from torchvision.utils import make_grid
+
     batch = torch.from_numpy(np.clip(np.stack(images), 0, 1).astype(np.float32))[:, None]
     return make_grid(batch, nrow=ncols, padding=pad, normalize=False, pad_value=1.0)[0].numpy()
 
 
-def structure_view(x: np.ndarray, ncols: int = 6, vessels: np.ndarray | None = None, fov: np.ndarray | None = None,
-                   **params) -> tuple[np.ndarray, str]:
+def structure_view(
+    x: np.ndarray, ncols: int = 6, vessels: np.ndarray | None = None, fov: np.ndarray | None = None, **params
+) -> tuple[np.ndarray, str]:
     """Every intermediate of Algorithm 1 tiled on one shared [0, 1] scale (panels :data:`ALG1_PANELS`) and a
     caption; with manual ``vessels`` (and ``fov``) the caption adds the map's Dice/recall against them."""
     st = structure_map_steps(x, **params)
     img = _tile([st[k] for k in ALG1_PANELS], ncols)
     p = {**ALG1_DEFAULTS, **params}
-    cap = (" | ".join(ALG1_PANELS) + f"  (one scale, 0 black - 1 white)  --  alpha={p['alpha']:.3f} beta={p['beta']:.2f} "
-           f"gamma={p['gamma']:.2f} sigma1={p['sigma1']:.2f} sigma2={p['sigma2']:.2f} "
-           f"{'normalised' if p['normalise'] else 'raw'} Sobel, line12={'literal' if p.get('literal_line12') else 'intent'}: "
-           f"{100 * float(st['s'].mean()):.1f}% structure pixels")
+    cap = (
+        " | ".join(ALG1_PANELS) + f"  (one scale, 0 black - 1 white)  --  alpha={p['alpha']:.3f} beta={p['beta']:.2f} "
+        f"gamma={p['gamma']:.2f} sigma1={p['sigma1']:.2f} sigma2={p['sigma2']:.2f} "
+        f"{'normalised' if p['normalise'] else 'raw'} Sobel, "
+        f"line12={'literal' if p.get('literal_line12') else 'intent'}: "
+        f"{100 * float(st['s'].mean()):.1f}% structure pixels"
+    )
     if vessels is not None:
         va = vessel_agreement(st["s"], vessels, fov)
         cap += f"; vs manual vessels: Dice {va['dice']:.3f}, recall {va['recall']:.3f}"
     return img, cap
 
 
-def fusion_view(x: np.ndarray, alpha1: float = 0.5, alpha2: float = 0.6, seed: int = 0,
-                alg1: dict | None = None, alg2: dict | None = None) -> tuple[np.ndarray, str]:
+def fusion_view(
+    x: np.ndarray,
+    alpha1: float = 0.5,
+    alpha2: float = 0.6,
+    seed: int = 0,
+    alg1: dict | None = None,
+    alg2: dict | None = None,
+) -> tuple[np.ndarray, str]:
     """Eq. 12 on one image: ``s`` (Alg. 1) | ``m`` (Alg. 2) | ``s'`` side by side (no per-panel rescaling)."""
     s = structure_map(x, **(alg1 or {}))
     m = organ_mask(x, **(alg2 or {}))

@@ -12,15 +12,18 @@ grad scaler and RNG state, and the batch order is a pure function of ``(seed, st
 That holds with ``num_workers=0`` (the CPU default). With worker processes the batch order is
 still exact, but random augmentations drawn inside workers restart their streams on resume.
 """
+
 from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import inspect
 import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,12 +55,13 @@ def eval_mode(nets: nn.Module | Iterable[nn.Module]) -> Iterator[None]:
             n.eval()
         yield
     finally:
-        for n, m in zip(nets, modes):
+        for n, m in zip(nets, modes, strict=True):
             n.train(m)
 
 
-def adam(params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float] = (0.5, 0.999),
-         **kwargs: Any) -> torch.optim.Adam:
+def adam(
+    params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float] = (0.5, 0.999), **kwargs: Any
+) -> torch.optim.Adam:
     """Adam as every chapter builds it (the GAN papers' beta1 = 0.5 by default), with torch's fused kernel.
 
     Fused Adam updates each tensor in one pass instead of allocating ``sqrt``/``div`` temporaries per step:
@@ -77,8 +81,14 @@ def unwrap(net: nn.Module) -> nn.Module:
 class StepContext:
     """What :meth:`GANTask.train_step` gets from the loop: device, AMP region and the update rule."""
 
-    def __init__(self, task: GANTask, device: torch.device, amp_dtype: torch.dtype | None,
-                 scaler: torch.amp.GradScaler, channels_last: bool) -> None:
+    def __init__(
+        self,
+        task: GANTask,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+        scaler: torch.amp.GradScaler,
+        channels_last: bool,
+    ) -> None:
         self.task, self.device, self.amp_dtype = task, device, amp_dtype
         self.scaler, self.channels_last, self.step = scaler, channels_last, 0
 
@@ -146,9 +156,9 @@ class TrainConfig:
     sample_every: int = 0
     ckpt_every: int = 100
     eval_every: int = 0
-    amp: str = "auto"            # "auto" | "off" | "bf16" | "fp16"
+    amp: str = "auto"  # "auto" | "off" | "bf16" | "fp16"
     channels_last: bool | str = "auto"
-    compile: bool = False        # torch.compile; measured 66-75 s to compile on CPU for no gain, so off by default
+    compile: bool = False  # torch.compile; measured 66-75 s to compile on CPU for no gain, so off by default
     device: str = "auto"
     seed: int = 0
     num_workers: int = 0
@@ -158,6 +168,10 @@ class TrainConfig:
     # Linear learning-rate decay to 0 from this step on (None: constant), as pix2pix/pix2pixHD's
     # ``niter``/``niter_decay`` and Fundus2Video's official ``niter=10, niter_decay=40`` epochs.
     lr_decay_start: int | None = None
+    # DDP: ``batch_size`` is the global batch, split evenly over the processes (``python -m medsynth.train``);
+    # False: every process draws ``batch_size`` (global batch = batch_size x processes).
+    batch_is_global: bool = False
+    expect_checkpoint: bool = False  # warn (naming the file) when there is no finished checkpoint to load
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -166,7 +180,9 @@ class TrainConfig:
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ValueError(f"TrainConfig.amp must be 'auto', 'off', 'bf16' or 'fp16', got {self.amp!r}")
         if self.lr_decay_start is not None and not 0 <= self.lr_decay_start < self.steps:
-            raise ValueError(f"TrainConfig.lr_decay_start must be in [0, steps={self.steps}), got {self.lr_decay_start}")
+            raise ValueError(
+                f"TrainConfig.lr_decay_start must be in [0, steps={self.steps}), got {self.lr_decay_start}"
+            )
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of every optimiser's initial learning rate at iteration ``step`` (1-based).
@@ -200,9 +216,9 @@ class StepBatchSampler:
         while True:
             epoch, k = divmod(step, self.steps_per_epoch)
             perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
-            shard = perm[self.rank::self.world][: self.steps_per_epoch * self.batch_size]
+            shard = perm[self.rank :: self.world][: self.steps_per_epoch * self.batch_size]
             for b in range(k, self.steps_per_epoch):
-                yield shard[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+                yield shard[b * self.batch_size : (b + 1) * self.batch_size].tolist()
             step = (epoch + 1) * self.steps_per_epoch
 
 
@@ -215,9 +231,51 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
 
 
 # Per-rank BatchNorm statistics, as in pix2pixHD's multi-GPU runs: no buffer sync on each forward.
-_NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
-                   if "forward_sync_buffers" in inspect.signature(nn.parallel.DistributedDataParallel).parameters
-                   else {"broadcast_buffers": False})
+_NO_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(nn.parallel.DistributedDataParallel).parameters
+    else {"broadcast_buffers": False}
+)
+
+
+_OVERRIDES: dict[str, Any] = {}
+
+
+def set_config_overrides(**fields: Any) -> dict[str, Any]:
+    """Apply ``fields`` to the :class:`TrainConfig` of every :class:`Trainer` built from now on in this process
+    (e.g. ``resume=True`` for ``python -m medsynth.train --resume``, or to load a finished run into a notebook without
+    retraining it, :func:`medsynth.train.load_run`); no arguments: clear them. Returns the previous overrides."""
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"TrainConfig has no field(s) {unknown}")
+    previous = dict(_OVERRIDES)
+    _OVERRIDES.clear()
+    _OVERRIDES.update(fields)
+    return previous
+
+
+@contextlib.contextmanager
+def config_overrides(**fields: Any) -> Iterator[None]:
+    """:func:`set_config_overrides` for the block only."""
+    previous = set_config_overrides(**fields)
+    try:
+        yield
+    finally:
+        set_config_overrides(**previous)
+
+
+class _DDP(nn.parallel.DistributedDataParallel):
+    """DDP that runs a frozen network (no parameter requires grad: D inside G's update) as the plain module.
+
+    There is nothing to synchronise then, and a DDP pass with grad enabled prepares the reducer as if every (frozen)
+    parameter were unused, i.e. already reduced: the network's own backward later in the step (RetiGAN's and
+    pix2pixHD's order, D updated from a graph built before G's D pass) would then fail ("marked ready twice").
+    """
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if not any(p.requires_grad for p in self.module.parameters()):
+            return self.module(*args, **kwargs)
+        return super().forward(*args, **kwargs)
 
 
 def _resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
@@ -241,10 +299,16 @@ def _rng_preserved() -> Iterator[None]:
 class Trainer:
     """Runs a :class:`GANTask` for ``cfg.steps`` iterations over ``dataset``; see the module docstring."""
 
-    def __init__(self, task: GANTask, dataset: Dataset, cfg: TrainConfig,
-                 evaluate: Callable[[GANTask, int], dict[str, float]] | None = None) -> None:
+    def __init__(
+        self,
+        task: GANTask,
+        dataset: Dataset,
+        cfg: TrainConfig,
+        evaluate: Callable[[GANTask, int], dict[str, float]] | None = None,
+    ) -> None:
         if not getattr(task, "nets", None) or not getattr(task, "opts", None):
             raise ValueError(f"{type(task).__name__} must set .nets and .opts (dicts of modules and optimisers)")
+        cfg = dataclasses.replace(cfg, **_OVERRIDES) if _OVERRIDES else cfg
         self.task, self.dataset, self.cfg, self.evaluate = task, dataset, cfg, evaluate
         self.out_dir = Path(cfg.out_dir)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -258,6 +322,14 @@ class Trainer:
                 dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         else:
             self.device = pick_device(cfg.device)
+        self.batch_size = cfg.batch_size
+        if cfg.batch_is_global and self.world > 1:
+            if cfg.batch_size % self.world:
+                raise ValueError(
+                    f"the global batch_size={cfg.batch_size} does not split over {self.world} processes; "
+                    f"choose a multiple of {self.world} (e.g. --set batch_size={self.world})"
+                )
+            self.batch_size = cfg.batch_size // self.world
         self.amp_dtype = _resolve_amp(cfg.amp, self.device)
         cl = cfg.channels_last
         self.channels_last = (self.device.type == "cuda") if cl == "auto" else bool(cl)
@@ -276,9 +348,12 @@ class Trainer:
         for name, net in list(self.task.nets.items()):
             net = unwrap(net).to(self.device, memory_format=fmt)
             if self.world > 1 and any(p.requires_grad for p in net.parameters()):
-                net = nn.parallel.DistributedDataParallel(
-                    net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                    find_unused_parameters=self.cfg.find_unused_parameters, **_NO_BUFFER_SYNC)
+                net = _DDP(
+                    net,
+                    device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                    find_unused_parameters=self.cfg.find_unused_parameters,
+                    **_NO_BUFFER_SYNC,
+                )
             if self.cfg.compile:
                 net = torch.compile(net)
             self.task.nets[name] = net
@@ -292,27 +367,38 @@ class Trainer:
     def save(self, step: int) -> None:
         """Write the checkpoint atomically (rank 0; other ranks store only their RNG streams)."""
         if self.is_main:
-            save_atomic({
-                "step": step,
-                "nets": {k: unwrap(v).state_dict() for k, v in self.task.nets.items()},
-                "opts": {k: v.state_dict() for k, v in self.task.opts.items()},
-                "scaler": self.scaler.state_dict(),
-                "rng": rng_state(),
-                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.cfg).items()},
-            }, self.ckpt_path)
+            save_atomic(
+                {
+                    "step": step,
+                    "nets": {k: unwrap(v).state_dict() for k, v in self.task.nets.items()},
+                    "opts": {k: v.state_dict() for k, v in self.task.opts.items()},
+                    "scaler": self.scaler.state_dict(),
+                    "rng": rng_state(),
+                    "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.cfg).items()},
+                },
+                self.ckpt_path,
+            )
         elif self.world > 1:
             save_atomic({"step": step, "rng": rng_state()}, self.out_dir / f"rng_rank{self.rank}.pt")
 
     def restore(self) -> int:
         """Load the checkpoint if there is one; returns the step to continue from (0 for a fresh run)."""
         if not (self.cfg.resume and self.ckpt_path.is_file()):
+            if self.cfg.expect_checkpoint:
+                warnings.warn(
+                    f"{self.ckpt_path}: no checkpoint to load, so {type(self.task).__name__} is trained here "
+                    f"({self.cfg.steps} steps)",
+                    stacklevel=2,
+                )
             return 0
         # Loaded to the CPU: load_state_dict copies weights and optimiser state onto the networks'
         # devices, and RNG states must stay CPU byte tensors (CUDA generators refuse device tensors).
         ckpt = load_checkpoint(self.ckpt_path, map_location="cpu")
         missing = set(self.task.nets) ^ set(ckpt["nets"])
         if missing:
-            raise ValueError(f"{self.ckpt_path} holds networks {sorted(ckpt['nets'])}, the task has {sorted(self.task.nets)}")
+            raise ValueError(
+                f"{self.ckpt_path} holds networks {sorted(ckpt['nets'])}, the task has {sorted(self.task.nets)}"
+            )
         for k, net in self.task.nets.items():
             unwrap(net).load_state_dict(ckpt["nets"][k])
         for k, opt in self.task.opts.items():
@@ -322,6 +408,12 @@ class Trainer:
         if self.rank > 0:
             rng = load_checkpoint(self.out_dir / f"rng_rank{self.rank}.pt")["rng"]
         set_rng_state(rng)
+        if self.cfg.expect_checkpoint and int(ckpt["step"]) < self.cfg.steps:
+            warnings.warn(
+                f"{self.ckpt_path} stops at step {ckpt['step']}: {type(self.task).__name__} is trained here "
+                f"to step {self.cfg.steps}",
+                stacklevel=2,
+            )
         return int(ckpt["step"])
 
     # -- logging -------------------------------------------------------------------------------
@@ -332,13 +424,15 @@ class Trainer:
 
     def _trim_log(self, step: int) -> list[dict[str, Any]]:
         """Drop log rows written after the checkpoint we resume from (they will be redone)."""
-        rows = [r for r in read_log(self.log_path) if r["step"] <= step]
-        if self.is_main:
+        old = read_log(self.log_path)
+        rows = [r for r in old if r["step"] <= step]
+        if self.is_main and len(rows) != len(old):  # loading a finished run writes nothing
             self.log_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         return rows
 
     def _save_samples(self, step: int, batch: dict[str, Any]) -> None:
         from torchvision.utils import save_image
+
         with torch.no_grad(), _rng_preserved():
             cols = self.task.sample(batch)
         if not cols or not self.is_main:
@@ -353,13 +447,16 @@ class Trainer:
             net.train()
 
     def _loader(self, start_step: int) -> DataLoader:
-        sampler = StepBatchSampler(len(self.dataset), self.cfg.batch_size, self.cfg.seed, start_step,
-                                   self.rank, self.world)
+        sampler = StepBatchSampler(len(self.dataset), self.batch_size, self.cfg.seed, start_step, self.rank, self.world)
         # A private generator: DataLoader draws a base seed per iterator, which must not come
         # from the global RNG, or a resumed run would draw it at a different point.
-        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.cfg.num_workers,
-                          pin_memory=self.device.type == "cuda",
-                          generator=torch.Generator().manual_seed(self.cfg.seed))
+        return DataLoader(
+            self.dataset,
+            batch_sampler=sampler,
+            num_workers=self.cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(self.cfg.seed),
+        )
 
     def fit(self) -> list[dict[str, Any]]:
         """Train to ``cfg.steps``; returns the loss log (including rows from before a resume)."""
@@ -379,8 +476,13 @@ class Trainer:
                 items = [self.dataset[i] for i in range(min(4, len(self.dataset)))]
                 sample_batch = self.ctx.to_device(torch.utils.data.default_collate(items))
         self._train_mode()
-        bar = progress(total=cfg.steps, initial=start, disable=not (cfg.progress and self.is_main),
-                       desc=type(self.task).__name__, dynamic_ncols=True)
+        bar = progress(
+            total=cfg.steps,
+            initial=start,
+            disable=not (cfg.progress and self.is_main),
+            desc=type(self.task).__name__,
+            dynamic_ncols=True,
+        )
         sums: dict[str, torch.Tensor | float] = {}
         count, t0 = 0, time.perf_counter()
         batches = iter(self._loader(start))
@@ -389,8 +491,8 @@ class Trainer:
             self.ctx.step = step
             if cfg.lr_decay_start is not None:
                 f = cfg.lr_factor(step)
-                for opt, lrs in zip(self.task.opts.values(), base_lr):
-                    for g, lr0 in zip(opt.param_groups, lrs):
+                for opt, lrs in zip(self.task.opts.values(), base_lr, strict=True):
+                    for g, lr0 in zip(opt.param_groups, lrs, strict=True):
                         g["lr"] = lr0 * f
             losses = self.task.train_step(self.ctx.to_device(next(batches)), self.ctx)
             for k, v in losses.items():  # accumulate on device; sync only at log time
@@ -400,8 +502,11 @@ class Trainer:
             bar.update(1)
             last = step == cfg.steps
             if step % cfg.log_every == 0 or last:
-                row = {"step": step, **{k: float(v) / count for k, v in sums.items()},
-                       "sec_per_step": (time.perf_counter() - t0) / count}
+                row = {
+                    "step": step,
+                    **{k: float(v) / count for k, v in sums.items()},
+                    "sec_per_step": (time.perf_counter() - t0) / count,
+                }
                 if not all(math.isfinite(v) for v in row.values()):
                     raise FloatingPointError(f"non-finite loss at step {step}: {row}")
                 history.append(row)

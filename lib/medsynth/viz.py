@@ -4,22 +4,42 @@ Pure functions: arrays in, numpy arrays or matplotlib Figures out (nothing is sa
 are made with ``plt.figure`` so a notebook cell shows them with ``plt.show()``; tests run headless
 (Agg) and close them.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["to_rgb", "overlay", "label_rgb", "image_grid", "mask_panel", "sequence_strip", "brain_panel",
-           "realism_figure", "brain_realism_figure", "BRATS_COLOURS"]
+__all__ = [
+    "to_rgb",
+    "overlay",
+    "label_rgb",
+    "image_grid",
+    "mask_panel",
+    "sequence_strip",
+    "brain_panel",
+    "realism_figure",
+    "brain_realism_figure",
+    "BRATS_COLOURS",
+]
 
 BRATS_COLOURS = {1: (0.9, 0.2, 0.2), 2: (0.2, 0.8, 0.2), 4: (1.0, 0.9, 0.1)}  # core, oedema, enhancing
-MASK_COLOURS = {"vessels": (0.1, 0.9, 0.2), "arteries": (1.0, 0.2, 0.2), "veins": (0.2, 0.4, 1.0),
-                "fov": (0.9, 0.9, 0.9), "disc": (1.0, 1.0, 0.2), "fovea": (0.2, 1.0, 1.0),
-                "microaneurysms": (1.0, 0.1, 1.0), "haemorrhages": (0.1, 1.0, 1.0), "exudates": (0.1, 0.3, 1.0),
-                "lesions": (1.0, 0.5, 0.0), "leakage": (0.0, 1.0, 0.3)}
+MASK_COLOURS = {
+    "vessels": (0.1, 0.9, 0.2),
+    "arteries": (1.0, 0.2, 0.2),
+    "veins": (0.2, 0.4, 1.0),
+    "fov": (0.9, 0.9, 0.9),
+    "disc": (1.0, 1.0, 0.2),
+    "fovea": (0.2, 1.0, 1.0),
+    "microaneurysms": (1.0, 0.1, 1.0),
+    "haemorrhages": (0.1, 1.0, 1.0),
+    "exudates": (0.1, 0.3, 1.0),
+    "lesions": (1.0, 0.5, 0.0),
+    "leakage": (0.0, 1.0, 0.3),
+}
 
 
 def to_rgb(img: np.ndarray) -> np.ndarray:
@@ -36,7 +56,9 @@ def to_rgb(img: np.ndarray) -> np.ndarray:
     return np.clip(a, 0, 1)
 
 
-def overlay(img: np.ndarray, mask: np.ndarray, colour: Sequence[float] = (0.1, 0.9, 0.2), alpha: float = 0.55) -> np.ndarray:
+def overlay(
+    img: np.ndarray, mask: np.ndarray, colour: Sequence[float] = (0.1, 0.9, 0.2), alpha: float = 0.55
+) -> np.ndarray:
     """Tint ``mask`` pixels of ``img`` with ``colour``."""
     out = to_rgb(img).copy()
     m = np.asarray(mask, bool)
@@ -52,14 +74,22 @@ def label_rgb(labels: np.ndarray, base: np.ndarray | None = None, alpha: float =
     return out
 
 
-def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int = 4,
-               size: float = 2.6, suptitle: str | None = None) -> Figure:
+def image_grid(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    ncols: int = 4,
+    size: float = 2.6,
+    suptitle: str | None = None,
+) -> Figure:
     """Images in a grid (grey or RGB, any range handled by :func:`to_rgb`)."""
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    h, w = np.asarray(images[0]).shape[-2:] if np.asarray(images[0]).ndim == 3 and np.asarray(images[0]).shape[0] in (1, 3) \
+    h, w = (
+        np.asarray(images[0]).shape[-2:]
+        if np.asarray(images[0]).ndim == 3 and np.asarray(images[0]).shape[0] in (1, 3)
         else np.asarray(images[0]).shape[:2]
+    )
     fig = plt.figure(figsize=(size * ncols * w / max(h, w) * 1.1, size * nrows * h / max(h, w) * 1.15))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.ravel()):
@@ -81,19 +111,28 @@ def mask_panel(fundus: np.ndarray, masks: dict[str, np.ndarray], ncols: int = 4,
     return image_grid(ims, [f"{k} ({int(masks[k].sum())} px)" for k in names], ncols, size)
 
 
-def sequence_strip(frames: np.ndarray, times: Sequence[float] | None = None, phases: Sequence[str] | None = None,
-                   leakage: np.ndarray | None = None, size: float = 2.0, ncols: int | None = None) -> Figure:
+def sequence_strip(
+    frames: np.ndarray,
+    times: Sequence[float] | None = None,
+    phases: Sequence[str] | None = None,
+    leakage: np.ndarray | None = None,
+    size: float = 2.0,
+    ncols: int | None = None,
+) -> Figure:
     """Frames of an FA sequence in a row (or grid), titled with time/phase, leakage outlined."""
     ims = []
     for k, f in enumerate(frames):
         ims.append(overlay(f, _edge(leakage[k]), (0.1, 1.0, 0.3), 0.9) if leakage is not None else f)
-    titles = [(f"t={times[k]:.2f}" if times is not None else f"frame {k}") + (f" {phases[k]}" if phases else "")
-              for k in range(len(frames))]
+    titles = [
+        (f"t={times[k]:.2f}" if times is not None else f"frame {k}") + (f" {phases[k]}" if phases else "")
+        for k in range(len(frames))
+    ]
     return image_grid(ims, titles, ncols or len(frames), size)
 
 
 def _edge(m: np.ndarray) -> np.ndarray:
     from scipy import ndimage as ndi
+
     m = np.asarray(m, bool)
     return m & ~ndi.binary_erosion(m)
 
@@ -134,23 +173,28 @@ def realism_figure(res: dict) -> Figure:
 
 
 def brain_realism_figure(res: dict) -> Figure:
-    """In-brain T1 histograms and power spectra from ``realism_brain.compare_brain``: real MNI152 (black),
-    MNI phantom (red), ellipse phantom (blue); one pair of panels per protocol."""
+    """In-brain T1 histograms (top row) and power spectra (bottom) from ``realism_brain.compare_brain``: the
+    real side of each protocol (black; acquisition-matched: the template acquired like the phantom), MNI
+    phantom (red), ellipse phantom (blue); one column per protocol."""
     from medsynth.data.realism_brain import PROTOCOLS
-    fig = plt.figure(figsize=(12, 3.2))
-    ax = fig.subplots(1, 2 * len(PROTOCOLS))
+
+    fig = plt.figure(figsize=(12, 6))
+    ax = fig.subplots(2, len(PROTOCOLS))
     c = (np.arange(64) + 0.5) / 64
     for i, p in enumerate(PROTOCOLS):
-        h, s = ax[2 * i], ax[2 * i + 1]
-        sides = (("real MNI152 T1", res["real"], "k"), ("MNI phantom", res[p]["mni"], "r"),
-                 ("ellipse phantom", res[p]["ellipse"], "b"))
+        h, s = ax[0, i], ax[1, i]
+        sides = (
+            ("real MNI152 T1" + (" (acquired)" if p == "acquisition-matched" else ""), res[p]["reference"], "k"),
+            ("MNI phantom", res[p]["mni"], "r"),
+            ("ellipse phantom", res[p]["ellipse"], "b"),
+        )
         for name, st, col in sides:
             h.plot(c, st["hist"][0], col, label=name)
             s.loglog(res["freq"], st["spectrum"], col, label=name)
         h.set_title(f"T1 histogram in brain ({p})", fontsize=9)
         h.set_xlabel("intensity / in-brain 99th percentile", fontsize=8)
         s.set_title(f"radial power spectrum ({p})", fontsize=9)
-        s.set_xlabel("cycles per crop", fontsize=8)
+        s.set_xlabel("cycles per 80 mm crop", fontsize=8)
         h.legend(fontsize=6)
     fig.tight_layout()
     return fig

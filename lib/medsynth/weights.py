@@ -12,6 +12,7 @@ The random-feature fallback is never silent: it happens only when the caller pas
 ``features_kind == "random"`` and a warning is issued. Numbers computed with random features
 are not comparable to published ones (the metrics label them so).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,9 +30,23 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-__all__ = ["WeightsUnavailable", "WeightSpec", "REGISTRY", "cache_path", "fetch", "available",
-           "load_inception", "load_vgg19", "load_lpips_backbone", "load_lpips_linear", "load_i3d",
-           "with_fallback", "features_for", "FEATURE_CHOICES", "DOWNLOAD_TIMEOUT_S"]
+__all__ = [
+    "WeightsUnavailable",
+    "WeightSpec",
+    "REGISTRY",
+    "cache_path",
+    "fetch",
+    "available",
+    "load_inception",
+    "load_vgg19",
+    "load_lpips_backbone",
+    "load_lpips_linear",
+    "load_i3d",
+    "with_fallback",
+    "features_for",
+    "FEATURE_CHOICES",
+    "DOWNLOAD_TIMEOUT_S",
+]
 
 DOWNLOAD_TIMEOUT_S = 5.0  # socket timeout of one download attempt (and of the DNS lookup)
 FEATURE_CHOICES = ("pretrained", "random", "auto")
@@ -52,27 +67,58 @@ class WeightSpec:
     sha256_prefix: str | None = None  # checked after a download when known (torchvision naming)
 
 
-REGISTRY: dict[str, WeightSpec] = {s.name: s for s in (
-    WeightSpec("inception", "pt_inception-2015-12-05-6726825d.pth",
-               "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-               "pt_inception-2015-12-05-6726825d.pth",
-               "FID/KID (pytorch-fid InceptionV3, TF-FID port)"),
-    WeightSpec("vgg19", "vgg19-dcbfe0ab.pth", "https://download.pytorch.org/models/vgg19-dcbfe0ab.pth",
-               "VGG19 perceptual/style/content losses (torchvision IMAGENET1K_V1)", "dcbfe0ab"),
-    # LPIPS backbones + linear layers and I3D for FVD (loaders at the end of this module; chapter 05).
-    WeightSpec("alexnet", "alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-               "LPIPS (alex) backbone, torchvision IMAGENET1K_V1", "7be5be79"),
-    WeightSpec("vgg16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
-               "LPIPS (vgg) backbone, torchvision IMAGENET1K_V1", "397923af"),
-    WeightSpec("lpips_alex", "lpips_v0.1_alex.pth",
-               "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",
-               "LPIPS v0.1 linear layers (alex)"),
-    WeightSpec("lpips_vgg", "lpips_v0.1_vgg.pth",
-               "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
-               "LPIPS v0.1 linear layers (vgg)"),
-    WeightSpec("i3d", "i3d_torchscript.pt", "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
-               "FVD (StyleGAN-V's TorchScript I3D port)"),
-)}
+REGISTRY: dict[str, WeightSpec] = {
+    s.name: s
+    for s in (
+        WeightSpec(
+            "inception",
+            "pt_inception-2015-12-05-6726825d.pth",
+            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+            "pt_inception-2015-12-05-6726825d.pth",
+            "FID/KID (pytorch-fid InceptionV3, TF-FID port)",
+        ),
+        WeightSpec(
+            "vgg19",
+            "vgg19-dcbfe0ab.pth",
+            "https://download.pytorch.org/models/vgg19-dcbfe0ab.pth",
+            "VGG19 perceptual/style/content losses (torchvision IMAGENET1K_V1)",
+            "dcbfe0ab",
+        ),
+        # LPIPS backbones + linear layers and I3D for FVD (loaders at the end of this module; chapter 05).
+        WeightSpec(
+            "alexnet",
+            "alexnet-owt-7be5be79.pth",
+            "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            "LPIPS (alex) backbone, torchvision IMAGENET1K_V1",
+            "7be5be79",
+        ),
+        WeightSpec(
+            "vgg16",
+            "vgg16-397923af.pth",
+            "https://download.pytorch.org/models/vgg16-397923af.pth",
+            "LPIPS (vgg) backbone, torchvision IMAGENET1K_V1",
+            "397923af",
+        ),
+        WeightSpec(
+            "lpips_alex",
+            "lpips_v0.1_alex.pth",
+            "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",
+            "LPIPS v0.1 linear layers (alex)",
+        ),
+        WeightSpec(
+            "lpips_vgg",
+            "lpips_v0.1_vgg.pth",
+            "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
+            "LPIPS v0.1 linear layers (vgg)",
+        ),
+        WeightSpec(
+            "i3d",
+            "i3d_torchscript.pt",
+            "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+            "FVD (StyleGAN-V's TorchScript I3D port)",
+        ),
+    )
+}
 
 
 def cache_path(name: str) -> Path:
@@ -153,7 +199,8 @@ def fetch(name: str, download: bool | None = None) -> Path:
         f"  (the torch cache: torch.hub.get_dir()/checkpoints, i.e. $TORCH_HOME/hub/checkpoints),\n"
         f"  e.g. curl -L --create-dirs -o '{path}' '{spec.url}'\n"
         f"  Or pass features='random' for the documented random-feature fallback "
-        f"(its numbers are labelled and not comparable to published ones).")
+        f"(its numbers are labelled and not comparable to published ones)."
+    )
 
 
 def _load_state(name: str, download: bool | None = None) -> dict[str, torch.Tensor]:
@@ -161,18 +208,28 @@ def _load_state(name: str, download: bool | None = None) -> dict[str, torch.Tens
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated or foreign file: say which, and what to do
-        raise WeightsUnavailable(f"Weight file {path} could not be read ({exc}); delete it and download "
-                                 f"{_spec(name).url} again.") from exc
+        raise WeightsUnavailable(
+            f"Weight file {path} could not be read ({exc}); delete it and download {_spec(name).url} again."
+        ) from exc
 
 
 def available() -> list[dict]:
     """One row per registry entry (name, file, present, path, url, used_for), for a setup table."""
-    return [dict(name=s.name, file=s.file, present=cache_path(s.name).is_file(), path=str(cache_path(s.name)),
-                 url=s.url, used_for=s.used_for) for s in REGISTRY.values()]
+    return [
+        dict(
+            name=s.name,
+            file=s.file,
+            present=cache_path(s.name).is_file(),
+            path=str(cache_path(s.name)),
+            url=s.url,
+            used_for=s.used_for,
+        )
+        for s in REGISTRY.values()
+    ]
 
 
 def features_for(*names: str, download: bool | None = None) -> str:
-    """"pretrained" when every named weight file is in the cache (or downloadable), else "random".
+    """ "pretrained" when every named weight file is in the cache (or downloadable), else "random".
 
     What a chapter passes as ``features=`` to its metrics and losses: real weights whenever present, in every
     preset; the documented random-feature fallback, chosen explicitly and labelled, only when they are not.
@@ -207,15 +264,19 @@ def with_fallback(build: Callable[[str], T], features: str, what: str, stackleve
     try:
         return build("pretrained")
     except WeightsUnavailable as exc:
-        warnings.warn(f"features='auto': using RANDOM {what} features; results are labelled 'random' and are "
-                      f"not comparable to published ones. {exc}", stacklevel=stacklevel)
+        warnings.warn(
+            f"features='auto': using RANDOM {what} features; results are labelled 'random' and are "
+            f"not comparable to published ones. {exc}",
+            stacklevel=stacklevel,
+        )
         return build("random")
 
 
 def _resolve(name: str, features: str) -> tuple[str, dict[str, torch.Tensor] | None]:
     """Map ``features`` to ("pretrained", state) or ("random", None); "auto" falls back loudly."""
-    return with_fallback(lambda kind: (kind, _load_state(name) if kind == "pretrained" else None),
-                         features, name, stacklevel=4)
+    return with_fallback(
+        lambda kind: (kind, _load_state(name) if kind == "pretrained" else None), features, name, stacklevel=4
+    )
 
 
 def _freeze(net: nn.Module, kind: str, device: torch.device | str | None) -> nn.Module:
@@ -261,8 +322,9 @@ def _reinit_random(net: nn.Module, seed: int) -> None:
             m.reset_parameters()  # weight 1, bias 0, running mean 0, running var 1
 
 
-def load_inception(dims: int = 2048, features: str = "pretrained", seed: int = 0,
-                   device: torch.device | str | None = None) -> nn.Module:
+def load_inception(
+    dims: int = 2048, features: str = "pretrained", seed: int = 0, device: torch.device | str | None = None
+) -> nn.Module:
     """pytorch-fid's :class:`InceptionV3` up to the block giving ``dims`` features (64, 192, 768, 2048).
 
     ``features``: "pretrained" (TF-FID weights, else :class:`WeightsUnavailable`), "random"
@@ -291,8 +353,7 @@ def load_inception(dims: int = 2048, features: str = "pretrained", seed: int = 0
     return _freeze(net, kind, device)
 
 
-def load_vgg19(features: str = "pretrained", seed: int = 0,
-               device: torch.device | str | None = None) -> nn.Module:
+def load_vgg19(features: str = "pretrained", seed: int = 0, device: torch.device | str | None = None) -> nn.Module:
     """torchvision VGG19 ``.features`` (IMAGENET1K_V1 weights), eval mode, ``requires_grad`` False.
 
     Input is ImageNet-normalised (N,3,H,W); normalisation is the caller's job (see ``losses``).
@@ -320,8 +381,9 @@ def load_vgg19(features: str = "pretrained", seed: int = 0,
 LPIPS_NETS = {"alex": ("alexnet", "lpips_alex"), "vgg": ("vgg16", "lpips_vgg")}
 
 
-def load_lpips_backbone(net: str = "alex", features: str = "pretrained", seed: int = 0,
-                        device: torch.device | str | None = None) -> nn.Module:
+def load_lpips_backbone(
+    net: str = "alex", features: str = "pretrained", seed: int = 0, device: torch.device | str | None = None
+) -> nn.Module:
     """torchvision AlexNet or VGG16 ``.features`` (IMAGENET1K_V1), frozen, for LPIPS.
 
     ``net``: "alex" | "vgg". ``features`` as for :func:`load_inception`: "random" is a seeded
@@ -365,8 +427,13 @@ class _RandomVideoFeatures(nn.Module):
     def __init__(self, dims: int = 400, seed: int = 0) -> None:
         super().__init__()
         chans = (3, 16, 32, 64, 128)
-        self.body = nn.Sequential(*[m for i in range(4) for m in (
-            nn.Conv3d(chans[i], chans[i + 1], 3, stride=(1 if i < 2 else 2, 2, 2), padding=1), nn.ReLU())])
+        self.body = nn.Sequential(
+            *[
+                m
+                for i in range(4)
+                for m in (nn.Conv3d(chans[i], chans[i + 1], 3, stride=(1 if i < 2 else 2, 2, 2), padding=1), nn.ReLU())
+            ]
+        )
         self.proj = nn.Linear(chans[-1], dims)
         gen = torch.Generator().manual_seed(seed)  # Kaiming-normal fan_in, as _reinit_random (which skips Conv3d)
         for m in self.modules():
@@ -378,8 +445,9 @@ class _RandomVideoFeatures(nn.Module):
         return self.proj(self.body(x).mean((2, 3, 4)))
 
 
-def load_i3d(features: str = "pretrained", seed: int = 0, dims: int = 400,
-             device: torch.device | str | None = None) -> nn.Module:
+def load_i3d(
+    features: str = "pretrained", seed: int = 0, dims: int = 400, device: torch.device | str | None = None
+) -> nn.Module:
     """StyleGAN-V's TorchScript I3D (Kinetics-400) for FVD, frozen; or the labelled random fallback.
 
     The TorchScript takes ``(N, 3, T, H, W)`` in [-1, 1] with ``rescale=False, resize=True,
@@ -388,6 +456,7 @@ def load_i3d(features: str = "pretrained", seed: int = 0, dims: int = 400,
     weights, so it is loaded with ``torch.jit.load``: only use the file from the registry's URL.
     ``features="random"`` gives :class:`_RandomVideoFeatures` (``dims`` wide), labelled ``random``.
     """
+
     def build(kind: str) -> nn.Module:
         if kind == "pretrained":
             return torch.jit.load(str(fetch("i3d")), map_location="cpu")

@@ -1,5 +1,6 @@
 """ipywidgets explorers. Each wraps a pure function that notebooks also call once in a plain cell
 (a headless run only proves the widget builds; the pure function is what tests check)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -7,32 +8,48 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["parts", "LIVE_NOTE", "retina_view", "retina_explorer", "knowledge_explorer", "video_frame_view", "video_explorer",
-           "structure_explorer", "fusion_explorer", "medgan_view", "medgan_explorer"]
+__all__ = [
+    "parts",
+    "LIVE_NOTE",
+    "retina_view",
+    "retina_explorer",
+    "knowledge_explorer",
+    "video_frame_view",
+    "video_explorer",
+    "structure_explorer",
+    "fusion_explorer",
+    "medgan_view",
+    "medgan_explorer",
+]
 
 
 @lru_cache(maxsize=16)
 def _retina(seed: int, severity: float, size: tuple[int, int], n_frames: int):
     from medsynth.data import make_retina
+
     return make_retina(seed, size, severity=severity, n_frames=n_frames)
 
 
-def retina_view(seed: int = 0, severity: float = 0.5, frame: int = 0, size: tuple[int, int] = (192, 240),
-                n_frames: int = 9) -> tuple[np.ndarray, str]:
+def retina_view(
+    seed: int = 0, severity: float = 0.5, frame: int = 0, size: tuple[int, int] = (192, 240), n_frames: int = 9
+) -> tuple[np.ndarray, str]:
     """Photograph | FA frame ``frame`` | leakage and lesions on the frame, side by side.
 
     Returns the (H, 3W, 3) float image in [0,1] and a caption (time, phase, leakage area).
     Phantoms are cached, so moving the frame slider does not regenerate the eye.
     """
     from medsynth.viz import overlay, to_rgb
+
     s = _retina(int(seed), round(float(severity), 3), tuple(size), int(n_frames))
     k = int(np.clip(frame, 0, n_frames - 1))
     f = s.frames[k]
     lk = s.leakage_frames[k]
     right = overlay(overlay(f, s.masks["lesions"], (1.0, 0.5, 0.0), 0.5), lk, (0.1, 1.0, 0.3), 0.35)
     img = np.concatenate([to_rgb(s.fundus), to_rgb(f), right], axis=1)
-    cap = (f"seed {seed}, severity {severity:.2f}, frame {k}: t={s.frame_times[k]:.2f} ({s.phases[k]}), "
-           f"leakage {int(lk.sum())} px, lesions {int(s.masks['lesions'].sum())} px")
+    cap = (
+        f"seed {seed}, severity {severity:.2f}, frame {k}: t={s.frame_times[k]:.2f} ({s.phases[k]}), "
+        f"leakage {int(lk.sum())} px, lesions {int(s.masks['lesions'].sum())} px"
+    )
     return img, cap
 
 
@@ -40,6 +57,7 @@ def _png(img: np.ndarray) -> bytes:
     import io
 
     from PIL import Image
+
     buf = io.BytesIO()
     Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(buf, format="png")
     return buf.getvalue()
@@ -58,8 +76,10 @@ def _upscale(img: np.ndarray, min_h: int) -> np.ndarray:
 
 # Captions wrap (a Label never does: the structure explorer's caption needed ~1500 px and was cut off), and a
 # saved notebook's explorer is a still snapshot until its cells run, so each explorer says so.
-_STYLE = ("<style>.medsynth-caption .widget-html-content{white-space:normal;line-height:1.35}"
-          ".medsynth-note .widget-html-content{color:#777;font-style:italic}</style>")
+_STYLE = (
+    "<style>.medsynth-caption .widget-html-content{white-space:normal;line-height:1.35}"
+    ".medsynth-note .widget-html-content{color:#777;font-style:italic}</style>"
+)
 LIVE_NOTE = "A saved notebook shows a still picture here: run the cells above to make this explorer live."
 
 
@@ -135,10 +155,14 @@ def video_frame_view(cf: np.ndarray, real: np.ndarray, fake: np.ndarray, k: int)
     ``cf`` (H,W,3), ``real``/``fake`` (T,H,W), all in [0,1].
     """
     from medsynth.viz import to_rgb
+
     k = int(np.clip(k, 0, len(real) - 1))
     err = np.abs(real[k] - fake[k])
     img = np.concatenate([to_rgb(cf), to_rgb(real[k]), to_rgb(fake[k]), to_rgb(np.clip(2 * err, 0, 1))], axis=1)
-    return img, f"frame {k + 1}/{len(real)}: photo | real FFA | generated | 2 x |error| (mean abs error {err.mean():.3f})"
+    return (
+        img,
+        f"frame {k + 1}/{len(real)}: photo | real FFA | generated | 2 x |error| (mean abs error {err.mean():.3f})",
+    )
 
 
 def video_explorer(cf: np.ndarray, real: np.ndarray, fake: np.ndarray):
@@ -152,8 +176,9 @@ def video_explorer(cf: np.ndarray, real: np.ndarray, fake: np.ndarray):
 # -- chapter 04 (structure maps) -----------------------------------------------------------------------------
 
 
-def structure_explorer(images: dict, literal_line12: bool = False, alg1: dict | None = None,
-                       vessels: dict | None = None):
+def structure_explorer(
+    images: dict, literal_line12: bool = False, alg1: dict | None = None, vessels: dict | None = None
+):
     """Algorithm 1 live (chapter 04): image choice, alpha, beta, gamma, sigma1, sigma2 and the line-12
     reading; every intermediate on one shared scale (Fig. 11). Wraps :func:`medsynth.structure.structure_view`.
 
@@ -167,17 +192,21 @@ def structure_explorer(images: dict, literal_line12: bool = False, alg1: dict | 
 
     def start(name: str) -> dict:
         a = alg1 or {}
-        if a and all(isinstance(v, dict) for v in a.values()):      # settings per image
+        if a and all(isinstance(v, dict) for v in a.values()):  # settings per image
             a = a.get(name, {})
         return {**ALG1_DEFAULTS, **a}
 
     d = start(next(iter(images)))
     pick = W.Dropdown(options=list(images), description="image")
-    sl = {"alpha": W.FloatSlider(value=d["alpha"], min=0.0, max=0.3, step=0.001, description="alpha", readout_format=".3f"),
-          "beta": W.FloatSlider(value=d["beta"], min=0.0, max=1.0, step=0.05, description="beta"),
-          "gamma": W.FloatSlider(value=d["gamma"], min=0.0, max=0.5, step=0.01, description="gamma"),
-          "sigma1": W.FloatSlider(value=d["sigma1"], min=0.0, max=3.0, step=0.1, description="sigma1"),
-          "sigma2": W.FloatSlider(value=d["sigma2"], min=0.0, max=3.0, step=0.1, description="sigma2")}
+    sl = {
+        "alpha": W.FloatSlider(
+            value=d["alpha"], min=0.0, max=0.3, step=0.001, description="alpha", readout_format=".3f"
+        ),
+        "beta": W.FloatSlider(value=d["beta"], min=0.0, max=1.0, step=0.05, description="beta"),
+        "gamma": W.FloatSlider(value=d["gamma"], min=0.0, max=0.5, step=0.01, description="gamma"),
+        "sigma1": W.FloatSlider(value=d["sigma1"], min=0.0, max=3.0, step=0.1, description="sigma1"),
+        "sigma2": W.FloatSlider(value=d["sigma2"], min=0.0, max=3.0, step=0.1, description="sigma2"),
+    }
     lit = W.Checkbox(value=literal_line12, description="line 12 as printed")
     sliders = list(sl.values())
 
@@ -191,14 +220,16 @@ def structure_explorer(images: dict, literal_line12: bool = False, alg1: dict | 
     def view() -> tuple[np.ndarray, str]:
         p = {**start(pick.value), **{k: w.value for k, w in sl.items()}, "literal_line12": lit.value}
         ves = (vessels or {}).get(pick.value)
-        return structure_view(images[pick.value], vessels=None if ves is None else ves[0],
-                              fov=None if ves is None else ves[1], **p)
+        return structure_view(
+            images[pick.value], vessels=None if ves is None else ves[0], fov=None if ves is None else ves[1], **p
+        )
 
     return _live([[pick, lit], sliders[:3], sliders[3:]], min_h=128, view=view)
 
 
-def fusion_explorer(images: dict, task=None, alg1: dict | None = None, alg2: dict | None = None,
-                    real: dict | None = None):
+def fusion_explorer(
+    images: dict, task=None, alg1: dict | None = None, alg2: dict | None = None, real: dict | None = None
+):
     """Eq. 12 live (chapter 04). Without ``task``: alpha1, alpha2 and the seed over s | m | s'
     (:func:`medsynth.structure.fusion_view`). With the trained multi-modal task: s' goes through G and the
     four synthesized modalities of two seeds are shown side by side, with Algorithm 2's alpha and p and the
@@ -221,8 +252,17 @@ def fusion_explorer(images: dict, task=None, alg1: dict | None = None, alg2: dic
         if task is None:
             return fusion_view(images[pick.value], a1.value, a2.value, seed.value, alg1=alg1, alg2=a2_)
         from medsynth.models.structsynth.views import synthesis_view
-        return synthesis_view(task, images[pick.value], a1.value, a2.value, (seed.value, seed.value + 1), alg1, a2_,
-                              real=(real or {}).get(pick.value))
+
+        return synthesis_view(
+            task,
+            images[pick.value],
+            a1.value,
+            a2.value,
+            (seed.value, seed.value + 1),
+            alg1,
+            a2_,
+            real=(real or {}).get(pick.value),
+        )
 
     return _live([[pick, seed], [a1, a2], [m_a, m_p]], min_h=128, view=view)
 
@@ -230,8 +270,9 @@ def fusion_explorer(images: dict, task=None, alg1: dict | None = None, alg2: dic
 # -- chapter 02 (MedGAN) -------------------------------------------------------------------------------------
 
 
-def medgan_view(models: dict, task: str, severity: float = 1.0, seed: int = 0, size: int = 64,
-                phantom_seed: int = 900_000) -> tuple[np.ndarray, str]:
+def medgan_view(
+    models: dict, task: str, severity: float = 1.0, seed: int = 0, size: int = 64, phantom_seed: int = 900_000
+) -> tuple[np.ndarray, str]:
     """Degraded input | trained model's output | target for one fresh phantom slice, with the metrics.
 
     ``models``: task -> a trained task object with ``generate`` (e.g. the MedGAN rows of a run);
@@ -251,9 +292,10 @@ def medgan_view(models: dict, task: str, severity: float = 1.0, seed: int = 0, s
     x = torch.from_numpy(src)[None, None] * 2 - 1
     out = ((translate(models[task], x)[0, 0] + 1) / 2).clamp(0, 1).numpy()
     score = lambda a: f"SSIM {ssim(a, dst):.3f}, PSNR {psnr(a, dst):.1f} dB, UQI {uqi(a, dst):.3f}"  # noqa: E731
-    same = task != "pet2ct"   # input and target share a modality: the input's own scores are the baseline
-    cap = (f"{task}, severity {severity:.2f}: input | model | target.  model: {score(out)}"
-           + (f";  input as is: {score(src)}" if same else ""))
+    same = task != "pet2ct"  # input and target share a modality: the input's own scores are the baseline
+    cap = f"{task}, severity {severity:.2f}: input | model | target.  model: {score(out)}" + (
+        f";  input as is: {score(src)}" if same else ""
+    )
     return np.concatenate([to_rgb(src), to_rgb(out), to_rgb(dst)], axis=1), cap
 
 

@@ -8,22 +8,41 @@
 * :mod:`.datasets` - :class:`PairedDataset`, :class:`SequenceDataset`, :class:`MultiModalDataset`;
 * :mod:`.realism` - phantom-vs-real statistics (histograms, vessel fraction, power spectra).
 """
-GENERATOR_VERSION = "5"  # bump when phantom pixels change: invalidates ensure_phantoms caches
+
+GENERATOR_VERSION = "6"  # bump when phantom pixels change: invalidates ensure_phantoms caches
 
 from medsynth.data.layout import ensure_phantoms, list_ids, load_pair, read_image, read_meta, write_phantoms  # noqa: E402
 from medsynth.data.retina import MASK_NAMES, RetinaSample, make_retina  # noqa: E402
 from medsynth.data.retina_fa import PHASES, frame_times  # noqa: E402
 
-__all__ = ["make_retina", "RetinaSample", "MASK_NAMES", "PHASES", "frame_times", "make_brain", "BrainSample",
-           "ensure_phantoms", "write_phantoms", "load_pair", "read_image", "read_meta", "list_ids",
-           "PairedDataset", "SequenceDataset", "MultiModalDataset", "GENERATOR_VERSION"]
+__all__ = [
+    "make_retina",
+    "RetinaSample",
+    "MASK_NAMES",
+    "PHASES",
+    "frame_times",
+    "make_brain",
+    "BrainSample",
+    "ensure_phantoms",
+    "write_phantoms",
+    "load_pair",
+    "read_image",
+    "read_meta",
+    "list_ids",
+    "PairedDataset",
+    "SequenceDataset",
+    "MultiModalDataset",
+    "GENERATOR_VERSION",
+]
 
 
 def __getattr__(name: str):  # lazy: torch-based datasets and the brain phantom load on first use
     if name in ("PairedDataset", "SequenceDataset", "MultiModalDataset"):
         from medsynth.data import datasets
+
         return getattr(datasets, name)
     if name in ("make_brain", "BrainSample"):
         from medsynth.data import brain
+
         return getattr(brain, name)
     raise AttributeError(f"module 'medsynth.data' has no attribute {name!r}")

@@ -4,6 +4,7 @@ Fast, needs no template, so unit tests that only need *a* registered multi-contr
 (``make_brain(..., anatomy="ellipse")``). No gyri or sulci beyond one noise fold, a round tumour;
 its distance to real MNI T1 slices is measured next to the MNI phantom's in :mod:`.realism_brain`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +49,9 @@ def ellipse_anatomy(rng: np.random.Generator, size: tuple[int, int], tumour: boo
         dg = np.hypot((u - sgn * 0.16 * a) / (0.11 * a), (v - 0.05 * b) / (0.2 * b))
         lab[dg < 1] = T["gm"]
         vw = rng.uniform(0.05, 0.08) * a
-        vt = np.hypot((u - sgn * (0.09 * a + 0.25 * vw * v / b * 5)) / vw, (v + 0.05 * b) / (rng.uniform(0.28, 0.36) * b))
+        vt = np.hypot(
+            (u - sgn * (0.09 * a + 0.25 * vw * v / b * 5)) / vw, (v + 0.05 * b) / (rng.uniform(0.28, 0.36) * b)
+        )
         lab[vt < 1] = T["csf"]
     brain = (rho < r_csf) & (lab != T["skull"]) & (lab != T["scalp"])
     labels = np.zeros((h, w), np.uint8)

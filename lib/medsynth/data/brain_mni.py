@@ -13,6 +13,7 @@ its centre to r with r^2 = r0^2 + a^2 (2-D area conservation, a = inserted radiu
 exp(-(r / 2.5 R)^2) so that the skull stays put. Sampling is backwards: each output pixel reads the
 template at r0 = sqrt(r^2 - a^2) (monotone in r, so the warp never folds).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -40,12 +41,14 @@ def _row_centre() -> float:
 
 def _pose(rng: np.random.Generator, z: float | None, flip: bool | None, deform: float) -> dict:
     d = float(deform)
-    return {"z": float(rng.uniform(*mni.SLAB)) if z is None else float(z),
-            "flip": bool(rng.random() < 0.5) if flip is None else bool(flip),
-            "scale": float(np.exp(rng.normal(0, 0.05 * d))),            # head size, ~ +-5 %
-            "rot_deg": float(rng.normal(0, 5 * d)),                     # in-plane head rotation
-            "tilt": [float(t) for t in rng.normal(0, 0.05 * d, 2)],     # ~3 deg pitch/roll: oblique cut
-            "elastic_mm": 2.5 * d}
+    return {
+        "z": float(rng.uniform(*mni.SLAB)) if z is None else float(z),
+        "flip": bool(rng.random() < 0.5) if flip is None else bool(flip),
+        "scale": float(np.exp(rng.normal(0, 0.05 * d))),  # head size, ~ +-5 %
+        "rot_deg": float(rng.normal(0, 5 * d)),  # in-plane head rotation
+        "tilt": [float(t) for t in rng.normal(0, 0.05 * d, 2)],  # ~3 deg pitch/roll: oblique cut
+        "elastic_mm": 2.5 * d,
+    }
 
 
 def _coords(pose: dict, src_rc: tuple[np.ndarray, np.ndarray], elastic: np.ndarray, size: tuple[int, int]):
@@ -67,8 +70,9 @@ def _soft(t: np.ndarray | float, d: np.ndarray) -> np.ndarray:
     return np.clip(t - d + 0.5, 0.0, 1.0)
 
 
-def _tumour(rng: np.random.Generator, wm: np.ndarray, brain: np.ndarray, side_mm: np.ndarray, mm: float,
-            s: int) -> dict:
+def _tumour(
+    rng: np.random.Generator, wm: np.ndarray, brain: np.ndarray, side_mm: np.ndarray, mm: float, s: int
+) -> dict:
     """Centre (in white matter, away from the brain edge and the midline), radius, shape of one glioma."""
     h, w = wm.shape
     r_px = rng.uniform(10.0, 24.0) / mm
@@ -79,11 +83,15 @@ def _tumour(rng: np.random.Generator, wm: np.ndarray, brain: np.ndarray, side_mm
     ys, xs = np.nonzero(ok)
     k = int(rng.integers(len(ys)))
     necrotic = rng.random() < 0.85  # most glioblastomas have a necrotic core
-    return {"centre": [float(ys[k]), float(xs[k])], "radius_px": float(r_px),
-            "push": float(rng.uniform(0.55, 0.85)),            # a / R: how much the lesion displaces
-            "core": float(rng.uniform(0.45, 0.7)) if necrotic else 0.0,
-            "oedema": float(rng.uniform(1.4, 2.1)),            # oedema reach, in tumour radii
-            "shape": smooth_noise(rng, (h, w), 0.08 * s), "reach": smooth_noise(rng, (h, w), 0.06 * s)}
+    return {
+        "centre": [float(ys[k]), float(xs[k])],
+        "radius_px": float(r_px),
+        "push": float(rng.uniform(0.55, 0.85)),  # a / R: how much the lesion displaces
+        "core": float(rng.uniform(0.45, 0.7)) if necrotic else 0.0,
+        "oedema": float(rng.uniform(1.4, 2.1)),  # oedema reach, in tumour radii
+        "shape": smooth_noise(rng, (h, w), 0.08 * s),
+        "reach": smooth_noise(rng, (h, w), 0.06 * s),
+    }
 
 
 def _displaced(t: dict, size: tuple[int, int]) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
@@ -93,13 +101,20 @@ def _displaced(t: dict, size: tuple[int, int]) -> tuple[tuple[np.ndarray, np.nda
     ry, rx = yy - cy, xx - cx
     rho = np.hypot(ry, rx)
     a, big_r = t["push"] * t["radius_px"], t["radius_px"]
-    r0 = np.sqrt(np.maximum(rho ** 2 - a ** 2, 0.0))
-    shrink = 1 - (rho - r0) * np.exp(-(rho / (2.5 * big_r)) ** 2) / np.maximum(rho, 1e-6)
+    r0 = np.sqrt(np.maximum(rho**2 - a**2, 0.0))
+    shrink = 1 - (rho - r0) * np.exp(-((rho / (2.5 * big_r)) ** 2)) / np.maximum(rho, 1e-6)
     return (cy + ry * shrink, cx + rx * shrink), rho
 
 
-def mni_anatomy(rng: np.random.Generator, rng_t: np.random.Generator, size: tuple[int, int], tumour: bool,
-                z: float | None = None, flip: bool | None = None, deform: float = 1.0):
+def mni_anatomy(
+    rng: np.random.Generator,
+    rng_t: np.random.Generator,
+    size: tuple[int, int],
+    tumour: bool,
+    z: float | None = None,
+    flip: bool | None = None,
+    deform: float = 1.0,
+):
     """Tissue fractions (len(NAMES), H, W) summing to 1, BraTS labels, intracranial mask, meta.
 
     ``rng`` draws the anatomy (pose, deformation, head ring) and ``rng_t`` the tumour, so the same
@@ -114,7 +129,8 @@ def mni_anatomy(rng: np.random.Generator, rng_t: np.random.Generator, size: tupl
     thick = {k: v / mm * (1 + 0.15 * smooth_noise(rng, size, 60.0 / mm)) for k, v in HEAD_MM.items()}
     yy, xx = grid(size)
     c = _coords(pose, (yy, xx), elastic, size)
-    sample = mni.sample(c, ("wm", "brain")) if tumour else mni.sample(c)
+    # with a tumour this first look only places it (trilinear is enough); the rendered maps are cubic (mni.sample)
+    sample = mni.sample(c, ("wm", "brain"), order=1) if tumour else mni.sample(c)
     meta = {"anatomy": "mni", **{k: v for k, v in pose.items() if k != "elastic_mm"}, "deform": float(deform)}
     frac = np.zeros((len(NAMES), h, w), np.float32)
     lab = np.zeros((h, w), np.uint8)
@@ -128,7 +144,8 @@ def mni_anatomy(rng: np.random.Generator, rng_t: np.random.Generator, size: tupl
         cy, cx = (int(round(v)) for v in tum["centre"])
         same_side = np.clip(0.5 + (c[2] - mni.MIDLINE_X) * np.sign(c[2][cy, cx] - mni.MIDLINE_X), 0, 1)
         meta["tumour_centre"], meta["tumour_radius_px"] = tum["centre"], tum["radius_px"]
-    gm, wm, br = sample["gm"], sample["wm"], sample["brain"]
+    br = sample["brain"]
+    gm, wm = np.minimum(sample["gm"], br), np.minimum(sample["wm"], br)  # no tissue beyond the brain (spline ringing)
     # non-brain head: smooth inner table of the skull, then CSF, skull, scalp rings of seeded thickness
     inner = ndi.binary_fill_holes(ndi.gaussian_filter(br, 3.0 / mm) > 0.3)
     d = ndi.distance_transform_edt(~inner)

@@ -5,10 +5,11 @@ generator range), masks float32 {0, 1}, labels int64. Randomness (crop position,
 torch's global generator, which the training loop seeds per worker, so runs are repeatable.
 Images are decoded once and kept in memory as uint8 (17 Isfahan-size pairs are ~30 MB).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -43,14 +44,19 @@ class _Base(Dataset):
                 sc = self.resize / min(h, w)
                 size = (max(1, round(h * sc)), max(1, round(w * sc)))
                 mode = "nearest" if key == "nearest" else "bilinear"
-                t = F.interpolate(t[None].float(), size=size, mode=mode,
-                                  **({} if mode == "nearest" else {"antialias": True, "align_corners": False}))[0]
+                t = F.interpolate(
+                    t[None].float(),
+                    size=size,
+                    mode=mode,
+                    **({} if mode == "nearest" else {"antialias": True, "align_corners": False}),
+                )[0]
                 t = t.round().clamp(0, 255).to(torch.uint8)
             self._cache[k] = t
         return self._cache[k]
 
-    def _window(self, h: int, w: int, where: str,
-                generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
+    def _window(
+        self, h: int, w: int, where: str, generator: torch.Generator | None = None
+    ) -> tuple[int, int, int, int]:
         """Random crop window (or the whole image); ``generator`` None: torch's global generator."""
         if self.crop is None:
             return 0, 0, h, w
@@ -70,7 +76,7 @@ class _Base(Dataset):
     @staticmethod
     def _apply(t: torch.Tensor, win: tuple[int, int, int, int], flips: tuple[bool, bool]) -> torch.Tensor:
         y0, x0, h, w = win
-        t = t[..., y0:y0 + h, x0:x0 + w]
+        t = t[..., y0 : y0 + h, x0 : x0 + w]
         if flips[0]:
             t = t.flip(-1)
         if flips[1]:
@@ -95,9 +101,19 @@ class PairedDataset(_Base):
     Items: ``{"src": (C,h,w), "dst": (C,h,w)`` in [-1,1], ``"id": str}``.
     """
 
-    def __init__(self, root: str | Path, split: str, src: str = "fundus", dst: str = "angio", crop: int | None = 512,
-                 crops_per_image: int = 50, resize: int | None = None, flip: bool = True,
-                 masks: Iterable[str] = (), fixed_crops: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        src: str = "fundus",
+        dst: str = "angio",
+        crop: int | None = 512,
+        crops_per_image: int = 50,
+        resize: int | None = None,
+        flip: bool = True,
+        masks: Iterable[str] = (),
+        fixed_crops: int | None = None,
+    ) -> None:
         super().__init__(root, split, resize, crop, flip)
         self.src, self.dst, self.masks = src, dst, tuple(masks)
         self.fixed_crops = fixed_crops
@@ -116,8 +132,10 @@ class PairedDataset(_Base):
         a = self._load(f"{self.src}/{iid}.png", "img")
         b = self._load(f"{self.dst}/{iid}.png", "img")
         if a.shape[-2:] != b.shape[-2:]:
-            raise ValueError(f"{self.root / self.split}: {self.src}/{iid}.png {tuple(a.shape[-2:])} and "
-                             f"{self.dst}/{iid}.png {tuple(b.shape[-2:])} differ in size")
+            raise ValueError(
+                f"{self.root / self.split}: {self.src}/{iid}.png {tuple(a.shape[-2:])} and "
+                f"{self.dst}/{iid}.png {tuple(b.shape[-2:])} differ in size"
+            )
         gen = None if self.fixed_crops is None else torch.Generator().manual_seed(self.fixed_crops * 1_000_003 + i)
         win, fl = self._window(*a.shape[-2:], where=f"{self.src}/{iid}.png", generator=gen), self._flips()
         out = {"src": _img(self._apply(a, win, fl)), "dst": _img(self._apply(b, win, fl)), "id": iid}
@@ -134,8 +152,16 @@ class SequenceDataset(_Base):
     ``n_frames`` picks that many frames evenly (None: all). Crops/flips apply to all frames alike.
     """
 
-    def __init__(self, root: str | Path, split: str, src: str = "fundus", n_frames: int | None = None,
-                 crop: int | None = None, resize: int | None = None, flip: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        src: str = "fundus",
+        n_frames: int | None = None,
+        crop: int | None = None,
+        resize: int | None = None,
+        flip: bool = True,
+    ) -> None:
         super().__init__(root, split, resize, crop, flip)
         self.src = src
         self.ids = list_ids(self.root, split, src)
@@ -143,8 +169,11 @@ class SequenceDataset(_Base):
         nk = len(sorted(first.glob("*.png")))
         if nk == 0:
             raise FileNotFoundError(f"no frames in {first}")
-        self.frame_idx = (list(range(nk)) if n_frames is None
-                          else sorted(set(np.linspace(0, nk - 1, int(n_frames)).round().astype(int).tolist())))
+        self.frame_idx = (
+            list(range(nk))
+            if n_frames is None
+            else sorted(set(np.linspace(0, nk - 1, int(n_frames)).round().astype(int).tolist()))
+        )
         times = self.meta.get("frame_times") or list(np.linspace(0, 1, nk))
         self.times = torch.tensor([float(times[k]) for k in self.frame_idx])
         self.has_leak = (self.root / split / "frames_leakage").is_dir()
@@ -160,14 +189,24 @@ class SequenceDataset(_Base):
         for k in self.frame_idx:
             f = self._load(f"frames/{iid}/{k:02d}.png", "img")
             if f.shape[-2:] != a.shape[-2:]:
-                raise ValueError(f"frame {self.root / self.split / 'frames' / iid / f'{k:02d}.png'} "
-                                 f"{tuple(f.shape[-2:])} differs from {self.src} {tuple(a.shape[-2:])}")
+                raise ValueError(
+                    f"frame {self.root / self.split / 'frames' / iid / f'{k:02d}.png'} "
+                    f"{tuple(f.shape[-2:])} differs from {self.src} {tuple(a.shape[-2:])}"
+                )
             frames.append(_img(self._apply(f, win, fl)))
-        out = {"src": _img(self._apply(a, win, fl)), "frames": torch.stack(frames), "times": self.times.clone(),
-               "id": iid}
+        out = {
+            "src": _img(self._apply(a, win, fl)),
+            "frames": torch.stack(frames),
+            "times": self.times.clone(),
+            "id": iid,
+        }
         if self.has_leak:
-            out["leakage"] = torch.stack([(self._apply(self._load(f"frames_leakage/{iid}/{k:02d}.png", "nearest"),
-                                                       win, fl) > 127).float() for k in self.frame_idx])
+            out["leakage"] = torch.stack(
+                [
+                    (self._apply(self._load(f"frames_leakage/{iid}/{k:02d}.png", "nearest"), win, fl) > 127).float()
+                    for k in self.frame_idx
+                ]
+            )
         return out
 
 
@@ -178,8 +217,15 @@ class MultiModalDataset(_Base):
     BraTS values 0/1/2/4, ``"mask": (1,h,w)`` {0,1}, ``"id"}``.
     """
 
-    def __init__(self, root: str | Path, split: str, modalities: Iterable[str] = ("t1", "t2", "t1c", "flair"),
-                 crop: int | None = None, resize: int | None = None, flip: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        modalities: Iterable[str] = ("t1", "t2", "t1c", "flair"),
+        crop: int | None = None,
+        resize: int | None = None,
+        flip: bool = True,
+    ) -> None:
         super().__init__(root, split, resize, crop, flip)
         self.modalities = tuple(modalities)
         self.ids = list_ids(self.root, split, self.modalities[0])
@@ -190,10 +236,12 @@ class MultiModalDataset(_Base):
     def __getitem__(self, i: int) -> dict:
         iid = self.ids[i]
         ims = [self._load(f"{m}/{iid}.png", "img") for m in self.modalities]
-        for m, t in zip(self.modalities, ims):
+        for m, t in zip(self.modalities, ims, strict=True):
             if t.shape != ims[0].shape:
-                raise ValueError(f"{self.root / self.split / m / (iid + '.png')} {tuple(t.shape)} differs from "
-                                 f"{self.modalities[0]} {tuple(ims[0].shape)}")
+                raise ValueError(
+                    f"{self.root / self.split / m / (iid + '.png')} {tuple(t.shape)} differs from "
+                    f"{self.modalities[0]} {tuple(ims[0].shape)}"
+                )
         win, fl = self._window(*ims[0].shape[-2:], where=f"{self.modalities[0]}/{iid}.png"), self._flips()
         images = torch.cat([_img(self._apply(t, win, fl)) for t in ims])
         labels = self._apply(self._load(f"labels/{iid}.png", "nearest"), win, fl)[0].long()

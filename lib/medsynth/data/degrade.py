@@ -11,6 +11,7 @@
   bone bright, soft tissue nearly flat) image from the brain phantom's tissue maps, for the
   PET -> CT translation task.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,15 +22,34 @@ from medsynth.data.brain import BrainSample
 __all__ = ["motion_kspace", "low_count_poisson", "pet_like", "ct_like", "medgan_set"]
 
 # relative FDG uptake per tissue (typical SUV ratios, grey ~ 2.5-3x white matter)
-PET_UPTAKE = {"background": 0.0, "scalp": 0.15, "skull": 0.05, "csf": 0.03, "gm": 1.0, "wm": 0.35,
-              "oedema": 0.3, "necrosis": 0.08, "enhancing": 1.3}
+PET_UPTAKE = {
+    "background": 0.0,
+    "scalp": 0.15,
+    "skull": 0.05,
+    "csf": 0.03,
+    "gm": 1.0,
+    "wm": 0.35,
+    "oedema": 0.3,
+    "necrosis": 0.08,
+    "enhancing": 1.3,
+}
 # Hounsfield units per tissue
-CT_HU = {"background": -1000.0, "scalp": -60.0, "skull": 1200.0, "csf": 5.0, "gm": 40.0, "wm": 28.0,
-         "oedema": 18.0, "necrosis": 15.0, "enhancing": 45.0}
+CT_HU = {
+    "background": -1000.0,
+    "scalp": -60.0,
+    "skull": 1200.0,
+    "csf": 5.0,
+    "gm": 40.0,
+    "wm": 28.0,
+    "oedema": 18.0,
+    "necrosis": 15.0,
+    "enhancing": 45.0,
+}
 
 
-def motion_kspace(img: np.ndarray, rng: np.random.Generator, n_moves: int = 3, max_shift: float = 4.0,
-                  max_rot: float = 3.0) -> np.ndarray:
+def motion_kspace(
+    img: np.ndarray, rng: np.random.Generator, n_moves: int = 3, max_shift: float = 4.0, max_rot: float = 3.0
+) -> np.ndarray:
     """Corrupt ``img`` (H,W) in [0,1] with rigid in-plane motion between phase-encode lines (rows).
 
     Lines are acquired top to bottom in time; at ``n_moves`` random times the head jumps to a new
@@ -69,8 +89,12 @@ def pet_like(b: BrainSample, psf_px: float = 2.5) -> np.ndarray:
     return (act / 1.35).clip(0, 1).astype(np.float32)
 
 
-def ct_like(b: BrainSample, rng: np.random.Generator | None = None, window: tuple[float, float] = (-100.0, 1500.0),
-            noise_hu: float = 8.0) -> np.ndarray:
+def ct_like(
+    b: BrainSample,
+    rng: np.random.Generator | None = None,
+    window: tuple[float, float] = (-100.0, 1500.0),
+    noise_hu: float = 8.0,
+) -> np.ndarray:
     """CT-like image: tissue HU + Gaussian noise, displayed in ``window`` (bone window) -> [0,1]."""
     hu = _mix(b, CT_HU)
     if rng is not None and noise_hu > 0:
@@ -83,7 +107,9 @@ def medgan_set(b: BrainSample, seed: int) -> dict[str, np.ndarray]:
     """The MedGAN modalities for one slice: ``t1_motion`` (-> t1), ``pet_low`` (-> pet), ``pet`` (-> ct)."""
     rng = np.random.default_rng([int(seed), 3303])
     pet_clean = pet_like(b)
-    return {"t1_motion": motion_kspace(b.images["t1"], rng),
-            "pet": ndi.gaussian_filter(low_count_poisson(pet_clean, 400.0, rng), 0.7),   # full dose
-            "pet_low": low_count_poisson(pet_clean, 25.0, rng),                       # ~1/16 dose
-            "ct": ct_like(b, rng)}
+    return {
+        "t1_motion": motion_kspace(b.images["t1"], rng),
+        "pet": ndi.gaussian_filter(low_count_poisson(pet_clean, 400.0, rng), 0.7),  # full dose
+        "pet_low": low_count_poisson(pet_clean, 25.0, rng),  # ~1/16 dose
+        "ct": ct_like(b, rng),
+    }

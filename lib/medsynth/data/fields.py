@@ -4,6 +4,7 @@ Everything here is vectorised over pixels; noise is drawn on a coarse grid and u
 cubic spline (``scipy.ndimage.zoom``), which is ~10x cheaper than Gaussian-filtering white noise
 at full resolution and gives the same band-limited look.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -71,13 +72,19 @@ def paste_max(field: np.ndarray, y0: int, x0: int, patch: np.ndarray) -> None:
     yb, xb = min(y0 + ph, h), min(x0 + pw, w)
     if ya >= yb or xa >= xb:
         return
-    sub = patch[ya - y0:yb - y0, xa - x0:xb - x0]
+    sub = patch[ya - y0 : yb - y0, xa - x0 : xb - x0]
     np.maximum(field[ya:yb, xa:xb], sub, out=field[ya:yb, xa:xb])
 
 
-def elastic_warp_coords(rng: np.random.Generator, shape: tuple[int, int], rotation_deg: float,
-                        shift: tuple[float, float], elastic_px: float, elastic_scale: float,
-                        centre: tuple[float, float] | None = None) -> np.ndarray:
+def elastic_warp_coords(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    rotation_deg: float,
+    shift: tuple[float, float],
+    elastic_px: float,
+    elastic_scale: float,
+    centre: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Sampling coordinates (2,H,W) of a small rigid + smooth elastic misalignment.
 
     ``out[y, x] = img[coords[0, y, x], coords[1, y, x]]`` (see :func:`warp`). Rigid part: rotation

@@ -16,6 +16,7 @@ Augmentation (``augment``):
 Not reproduced: the official loader draws 4 frames per phase at random from each eye's (longer) series every epoch;
 our eyes store exactly 12 frames, so every epoch sees the same 12.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,6 +37,7 @@ COLOUR_JITTER = 0.2  # brightness / contrast / saturation factors in [1 - 0.2, 1
 
 def _crop_box(h: int, w: int) -> tuple[int, int, int, int]:
     """The official random box: ``x ~ U[0, w//1.5]``, ``x2 ~ U[x + w//3, w]`` (inclusive), likewise in y."""
+
     def axis(n: int) -> tuple[int, int]:
         a = int(torch.randint(0, int(n // 1.5) + 1, ()))
         b = int(torch.randint(min(a + n // 3, n), n + 1, ()))
@@ -66,8 +68,16 @@ class VideoDataset(Dataset):
     Items: ``src, frames, km, lesion, times, id``.
     """
 
-    def __init__(self, root: str | Path, split: str, resize: int | None = None, flip: bool = True,
-                 n_frames: int | None = None, threshold: float = KM_THRESHOLD, augment: str | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        resize: int | None = None,
+        flip: bool = True,
+        n_frames: int | None = None,
+        threshold: float = KM_THRESHOLD,
+        augment: str | None = None,
+    ) -> None:
         from medsynth.data import SequenceDataset
 
         augment = augment or ("flip" if flip else "none")
@@ -86,6 +96,7 @@ class VideoDataset(Dataset):
             p = self.root / self.split / "mask_lesions" / f"{iid}.png"
             if p.is_file():
                 from medsynth.data import read_image
+
                 m = torch.from_numpy(np.asarray(read_image(p, raw=True)) > 127).float()[None, None]
                 m = F.interpolate(m, size=size, mode="nearest")[0]
             else:
@@ -99,8 +110,9 @@ class VideoDataset(Dataset):
         for key, mode in (("src", "bilinear"), ("frames", "bilinear"), ("lesion", "nearest")):
             v = item[key][..., y0:y1, x0:x1]
             flat = v.reshape(-1, 1, *v.shape[-2:]) if key == "frames" else v[None]
-            out = F.interpolate(flat.float(), size=size, mode=mode, **({} if mode == "nearest" else
-                                                                        {"align_corners": False}))
+            out = F.interpolate(
+                flat.float(), size=size, mode=mode, **({} if mode == "nearest" else {"align_corners": False})
+            )
             item[key] = out.reshape(item[key].shape) if key == "frames" else out[0]
 
     def __getitem__(self, i: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ phantoms and real data by ``data_root`` alone because both are written here.
 it writes into a temporary folder and renames it into place, so an interrupted run never leaves
 a half-written dataset that a later run would mistake for a complete one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,14 +28,28 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["LAYOUT_VERSION", "cache_dir", "sample_seed", "write_image", "read_image", "read_meta", "list_ids",
-           "write_meta", "write_phantoms", "ensure_phantoms", "load_pair", "atomic_dir", "PHANTOM_KINDS"]
+__all__ = [
+    "LAYOUT_VERSION",
+    "cache_dir",
+    "sample_seed",
+    "write_image",
+    "read_image",
+    "read_meta",
+    "list_ids",
+    "write_meta",
+    "write_phantoms",
+    "ensure_phantoms",
+    "load_pair",
+    "atomic_dir",
+    "PHANTOM_KINDS",
+]
 
 LAYOUT_VERSION = 1
 PHANTOM_KINDS = ("retina", "retina_seq", "brain")
@@ -124,8 +139,10 @@ class atomic_dir:
 
     def __enter__(self) -> Path:
         if self.exist == "refuse" and self.final.exists() and any(self.final.iterdir()):
-            raise FileExistsError(f"output folder exists and is not empty: {self.final} "
-                                  f"(choose another folder, or pass --overwrite to replace it)")
+            raise FileExistsError(
+                f"output folder exists and is not empty: {self.final} "
+                f"(choose another folder, or pass --overwrite to replace it)"
+            )
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{self.final.name}-", dir=self.final.parent))
         return self.tmp
@@ -150,12 +167,24 @@ class atomic_dir:
 
 def _writer(kind: str) -> Callable[[Path, str, str, int, tuple[int, int], dict], dict]:
     from medsynth.data import writers  # local import: keeps layout importable without the generators
-    return {"retina": writers.write_retina_item, "retina_seq": writers.write_retina_item,
-            "brain": writers.write_brain_item}[kind]
+
+    return {
+        "retina": writers.write_retina_item,
+        "retina_seq": writers.write_retina_item,
+        "brain": writers.write_brain_item,
+    }[kind]
 
 
-def write_phantoms(out_root: str | Path, kind: str, n: Mapping[str, int], size: int | Iterable[int], seed: int = 0,
-                   progress: bool = False, overwrite: bool = False, **params: Any) -> Path:
+def write_phantoms(
+    out_root: str | Path,
+    kind: str,
+    n: Mapping[str, int],
+    size: int | Iterable[int],
+    seed: int = 0,
+    progress: bool = False,
+    overwrite: bool = False,
+    **params: Any,
+) -> Path:
     """Generate ``n[split]`` phantom items of ``kind`` into ``out_root`` (atomically; it must not exist or be
     empty, unless ``overwrite``: then the old folder is replaced once the new one is complete).
 
@@ -179,29 +208,57 @@ def write_phantoms(out_root: str | Path, kind: str, n: Mapping[str, int], size: 
         it = [(split, i) for split, k in n.items() for i in range(int(k))]
         if progress:
             from tqdm.auto import tqdm
+
             it = tqdm(it, desc=f"phantoms:{kind}")
         for split, i in it:
             iid = f"{i:06d}"
             info = write_item(tmp, split, iid, sample_seed(seed, split, i), size_t, dict(params))
             extra.update(info.pop("_shared", {}))
             items[f"{split}/{iid}"] = info
-        write_meta(tmp, {"kind": kind, "source": "phantom", "generator": f"medsynth.data ({kind})",
-                         "size": list(size_t), "seed": int(seed), "params": params,
-                         "splits": {s: [f"{i:06d}" for i in range(int(k))] for s, k in n.items()},
-                         "items": items, **extra})
+        write_meta(
+            tmp,
+            {
+                "kind": kind,
+                "source": "phantom",
+                "generator": f"medsynth.data ({kind})",
+                "size": list(size_t),
+                "seed": int(seed),
+                "params": params,
+                "splits": {s: [f"{i:06d}" for i in range(int(k))] for s, k in n.items()},
+                "items": items,
+                **extra,
+            },
+        )
     return out_root
 
 
-def ensure_phantoms(kind: str, n: Mapping[str, int], size: int | Iterable[int] = (576, 720), seed: int = 0,
-                    root: str | Path | None = None, progress: bool = False, **params: Any) -> Path:
+def ensure_phantoms(
+    kind: str,
+    n: Mapping[str, int],
+    size: int | Iterable[int] = (576, 720),
+    seed: int = 0,
+    root: str | Path | None = None,
+    progress: bool = False,
+    **params: Any,
+) -> Path:
     """Return the root of a cached phantom dataset with these parameters, generating it if needed.
 
     The folder is ``<root or cache_dir()>/<kind>-<hash>``, the hash covering kind, counts, size,
     seed, generator params and the layout version: same arguments -> same folder, reused.
     """
     size_l = [int(size), int(size)] if isinstance(size, (int, np.integer)) else [int(s) for s in size]
-    key = json.dumps({"kind": kind, "n": dict(n), "size": size_l, "seed": int(seed), "params": params,
-                      "layout": LAYOUT_VERSION, "gen": _generator_version()}, sort_keys=True)
+    key = json.dumps(
+        {
+            "kind": kind,
+            "n": dict(n),
+            "size": size_l,
+            "seed": int(seed),
+            "params": params,
+            "layout": LAYOUT_VERSION,
+            "gen": _generator_version(),
+        },
+        sort_keys=True,
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     base = Path(root) if root is not None else cache_dir()
     final = base / f"{kind}-{digest}"
@@ -215,11 +272,19 @@ def ensure_phantoms(kind: str, n: Mapping[str, int], size: int | Iterable[int] =
 def _generator_version() -> str:
     """Bumped by hand when a phantom's pixels change, so stale caches are not reused."""
     from medsynth.data import GENERATOR_VERSION
+
     return GENERATOR_VERSION
 
 
-def load_pair(root: str | Path, split: str, id: str, src: str = "fundus", dst: str = "angio",
-              as_tensor: bool = True, masks: Iterable[str] = ()) -> dict:
+def load_pair(
+    root: str | Path,
+    split: str,
+    id: str,
+    src: str = "fundus",
+    dst: str = "angio",
+    as_tensor: bool = True,
+    masks: Iterable[str] = (),
+) -> dict:
     """One full-size pair for evaluation, in the :class:`PairedDataset` convention.
 
     ``as_tensor``: ``src`` (C,H,W) and ``dst`` (C,H,W) float tensors in [-1,1]; else float32 numpy
@@ -229,12 +294,17 @@ def load_pair(root: str | Path, split: str, id: str, src: str = "fundus", dst: s
     a = read_image(root / split / src / f"{id}.png")
     b = read_image(root / split / dst / f"{id}.png")
     if a.shape[:2] != b.shape[:2]:
-        raise ValueError(f"pair {id}: {src} {a.shape[:2]} and {dst} {b.shape[:2]} differ in size "
-                         f"({root / split / src / (id + '.png')})")
+        raise ValueError(
+            f"pair {id}: {src} {a.shape[:2]} and {dst} {b.shape[:2]} differ in size "
+            f"({root / split / src / (id + '.png')})"
+        )
     out: dict[str, Any] = {"id": id}
     if as_tensor:
         import torch
-        chw = lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1) if x.ndim == 3 else x[None]))
+
+        def chw(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1) if x.ndim == 3 else x[None]))
+
         out["src"], out["dst"] = chw(a) * 2 - 1, chw(b) * 2 - 1
     else:
         out["src"], out["dst"] = a, b

@@ -14,6 +14,7 @@ Lesion types and how they look (clinical FA/CF reading, as used by Fundus2Angio'
 Counts grow with ``severity`` in [0, 1]; severity 0 gives a normal eye with no lesion. Rendering
 loops over lesions (tens), each vectorised on its bounding box.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ class Lesions:
 def _blob(rng: np.random.Generator, a: float, b: float, angle: float, wobble: float) -> np.ndarray:
     """Irregular ellipse patch (soft edge): radius modulated by low angular harmonics."""
     m = int(np.ceil(max(a, b) * (1 + 2 * wobble))) + 2
-    yy, xx = np.mgrid[-m:m + 1, -m:m + 1].astype(np.float32)
+    yy, xx = np.mgrid[-m : m + 1, -m : m + 1].astype(np.float32)
     ca, sa = np.cos(angle), np.sin(angle)
     u, v = ca * xx + sa * yy, -sa * xx + ca * yy
     phi = np.arctan2(v / b, u / a)
@@ -61,9 +62,17 @@ def _poisson(rng: np.random.Generator, lam: float) -> int:
     return int(rng.poisson(max(lam, 0.0)))
 
 
-def make_lesions(rng: np.random.Generator, shape: tuple[int, int], radius: float, fovea: tuple[float, float],
-                 disc: tuple[float, float], disc_radius: float, fov: np.ndarray, vessels: np.ndarray,
-                 severity: float) -> Lesions:
+def make_lesions(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    radius: float,
+    fovea: tuple[float, float],
+    disc: tuple[float, float],
+    disc_radius: float,
+    fov: np.ndarray,
+    vessels: np.ndarray,
+    severity: float,
+) -> Lesions:
     """Place lesions in the posterior pole (canonical orientation), near vessels for microaneurysms."""
     R = radius
     ma, haem, exud = (np.zeros(shape, np.float32) for _ in range(3))
@@ -72,10 +81,11 @@ def make_lesions(rng: np.random.Generator, shape: tuple[int, int], radius: float
         return Lesions(ma, haem, exud, np.zeros((0, 4), np.float32))
     sev = float(np.clip(severity, 0.0, 1.0))
     h, w = shape
+
     # Candidate sites: posterior pole annulus around the fovea, inside the FOV, off the disc.
     def sites(n: int, rmin: float, rmax: float) -> np.ndarray:
         n_try = 8 * n + 16
-        rho = np.sqrt(rng.uniform(rmin ** 2, rmax ** 2, n_try)) * R
+        rho = np.sqrt(rng.uniform(rmin**2, rmax**2, n_try)) * R
         th = rng.uniform(0, 2 * np.pi, n_try)
         yx = np.stack([fovea[0] + rho * np.sin(th), fovea[1] + rho * np.cos(th)], 1)
         ok = (yx[:, 0] >= 2) & (yx[:, 0] < h - 2) & (yx[:, 1] >= 2) & (yx[:, 1] < w - 2)
@@ -86,7 +96,7 @@ def make_lesions(rng: np.random.Generator, shape: tuple[int, int], radius: float
 
     # Microaneurysms: outpouchings of capillaries, so pull them towards the nearest vessel.
     dvess, (iy, ix) = ndi.distance_transform_edt(~vessels, return_indices=True)
-    n_ma = _poisson(rng, 45 * sev ** 1.2) + 1
+    n_ma = _poisson(rng, 45 * sev**1.2) + 1
     for y, x in sites(n_ma, 0.12, 0.75):
         yi, xi = int(y), int(x)
         if dvess[yi, xi] < 0.06 * R:  # sit next to the vessel wall, not on it
@@ -95,13 +105,13 @@ def make_lesions(rng: np.random.Generator, shape: tuple[int, int], radius: float
             y, x = ty + (y - ty) * (2.5 + 0.004 * R) / d, tx + (x - tx) * (2.5 + 0.004 * R) / d
         r = rng.uniform(0.0045, 0.010) * R
         m = int(np.ceil(r)) + 2
-        yy, xx = np.mgrid[-m:m + 1, -m:m + 1].astype(np.float32)
+        yy, xx = np.mgrid[-m : m + 1, -m : m + 1].astype(np.float32)
         fy, fx = y - np.floor(y), x - np.floor(x)
         paste_max(ma, int(y) - m, int(x) - m, soft_disk(np.hypot(yy - fy, xx - fx), max(r, 0.8)))
         if rng.random() < 0.35 * sev:
             leak.append((y, x, rng.uniform(0.25, 0.45), rng.uniform(0.02, 0.035) * R))
     # Haemorrhages: blots; flame-shaped ones near the disc are stretched along the nerve fibres.
-    for y, x in sites(_poisson(rng, 10 * sev ** 1.5), 0.12, 0.9):
+    for y, x in sites(_poisson(rng, 10 * sev**1.5), 0.12, 0.9):
         a = rng.uniform(0.012, 0.04) * R
         ang = np.arctan2(y - disc[0], x - disc[1])
         flame = rng.random() < 0.4
@@ -110,7 +120,7 @@ def make_lesions(rng: np.random.Generator, shape: tuple[int, int], radius: float
         m = p.shape[0] // 2
         paste_max(haem, int(y) - m, int(x) - m, p)
     # Hard exudates in circinate rings around a leaking centre (microaneurysm cluster).
-    n_ring = _poisson(rng, 3 * sev ** 1.5) + (1 if sev >= 0.3 else 0)
+    n_ring = _poisson(rng, 3 * sev**1.5) + (1 if sev >= 0.3 else 0)
     for cy, cx in sites(n_ring, 0.15, 0.55):
         ring = rng.uniform(0.035, 0.09) * R
         for _ in range(_poisson(rng, 14) + 4):
@@ -126,8 +136,9 @@ def make_lesions(rng: np.random.Generator, shape: tuple[int, int], radius: float
     if sev > 0.7 and rng.random() < sev:
         th = rng.choice((-1.0, 1.0)) * rng.uniform(0.3, 1.3)
         rho = rng.uniform(0.0, 2.5) * disc_radius
-        leak.append((disc[0] + rho * np.sin(th), disc[1] + rho * np.cos(th), rng.uniform(0.6, 0.9),
-                     rng.uniform(0.05, 0.09) * R))
+        leak.append(
+            (disc[0] + rho * np.sin(th), disc[1] + rho * np.cos(th), rng.uniform(0.6, 0.9), rng.uniform(0.05, 0.09) * R)
+        )
     for f in (ma, haem, exud):
         f *= fov
     return Lesions(ma, haem, exud, np.asarray(leak, np.float32).reshape(-1, 4))

@@ -18,6 +18,7 @@ PET count level) with :func:`~medsynth.data.degrade.motion_kspace` / ``low_count
 (``severity=1``) it uses medgan_set's parameters (3 moves, 4 px, 3 deg; 25 counts).
 Images are (N, 1, H, W) float tensors in [-1, 1], the course's convention.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,12 +30,14 @@ from torch.utils.data import Dataset
 from medsynth.data.brain import BrainSample, make_brain
 from medsynth.data.degrade import low_count_poisson, medgan_set, motion_kspace, pet_like
 
-__all__ = ["TASKS", "TASK_TITLES", "MedGANData", "make_medgan_data", "PairTensorDataset", "degrade",
-           "TEST_ID_OFFSET"]
+__all__ = ["TASKS", "TASK_TITLES", "MedGANData", "make_medgan_data", "PairTensorDataset", "degrade", "TEST_ID_OFFSET"]
 
 #: task -> (input modality, target modality) in :func:`medgan_set`'s names (t1 is the clean MR image)
-TASKS: dict[str, tuple[str, str]] = {"pet2ct": ("pet", "ct"), "motion": ("t1_motion", "t1"),
-                                     "denoise": ("pet_low", "pet")}
+TASKS: dict[str, tuple[str, str]] = {
+    "pet2ct": ("pet", "ct"),
+    "motion": ("t1_motion", "t1"),
+    "denoise": ("pet_low", "pet"),
+}
 TASK_TITLES = {"pet2ct": "PET -> CT translation", "motion": "MR motion correction", "denoise": "PET denoising"}
 #: test slices use phantom seeds from here on, so train and test anatomy never coincide
 TEST_ID_OFFSET = 100_000

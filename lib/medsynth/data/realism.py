@@ -13,6 +13,7 @@ Real data come from ``../shared/data`` (DRIVE training split, Isfahan normal ang
 exists; :func:`shared_data_dir` finds it relative to the repository. Nothing here is needed to
 train; it is what the data tour notebook shows.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,19 @@ from skimage.transform import resize
 
 from medsynth.nbutils import shared_data_dir  # re-exported: notebooks import it from here
 
-__all__ = ["shared_data_dir", "fov_from_image", "histograms", "hist_emd", "vessel_fraction", "power_spectrum",
-           "spectrum_distance", "load_drive", "load_isfahan", "phantom_set", "compare_retina"]
+__all__ = [
+    "shared_data_dir",
+    "fov_from_image",
+    "histograms",
+    "hist_emd",
+    "vessel_fraction",
+    "power_spectrum",
+    "spectrum_distance",
+    "load_drive",
+    "load_isfahan",
+    "phantom_set",
+    "compare_retina",
+]
 
 
 def fov_from_image(img: np.ndarray, thr: float = 0.06) -> np.ndarray:
@@ -41,7 +53,7 @@ def histograms(images: list[np.ndarray], masks: list[np.ndarray], bins: int = 64
     """Pooled normalised histograms inside the masks: (C, bins) over [0,1]."""
     c = images[0].shape[-1] if images[0].ndim == 3 else 1
     out = np.zeros((c, bins))
-    for im, m in zip(images, masks):
+    for im, m in zip(images, masks, strict=True):
         im = im.reshape(*im.shape[:2], c)
         for k in range(c):
             out[k] += np.histogram(im[..., k][m], bins=bins, range=(0, 1))[0]
@@ -71,14 +83,15 @@ def power_spectrum(img: np.ndarray, fov: np.ndarray, n: int = SPECTRUM_N) -> tup
     r = np.sqrt(fov.sum() / np.pi)
     half = int(0.635 * r)
     y0, x0 = int(cy) - half, int(cx) - half
-    crop = g[max(y0, 0):y0 + 2 * half, max(x0, 0):x0 + 2 * half]
+    crop = g[max(y0, 0) : y0 + 2 * half, max(x0, 0) : x0 + 2 * half]
     crop = resize(crop, (n, n), order=1, anti_aliasing=True)
     crop = (crop - crop.mean()) * np.outer(np.hanning(n), np.hanning(n))
     p = np.abs(np.fft.fftshift(np.fft.fft2(crop))) ** 2
     yy, xx = np.mgrid[0:n, 0:n] - n // 2
     rr = np.hypot(yy, xx).astype(int)
     prof = np.bincount(rr.ravel(), p.ravel(), minlength=n)[: n // 2] / np.maximum(
-        np.bincount(rr.ravel(), minlength=n)[: n // 2], 1)
+        np.bincount(rr.ravel(), minlength=n)[: n // 2], 1
+    )
     f = np.arange(n // 2)
     return f[1:], prof[1:] / prof[1:].sum()
 
@@ -92,6 +105,7 @@ def load_drive(root: str | Path, limit: int | None = None) -> list[dict]:
     """DRIVE split folder (``images/``, ``1st_manual/``, ``mask/``) -> dicts image/vessels/fov."""
     root = Path(root)
     from PIL import Image
+
     out = []
     for p in sorted((root / "images").glob("*.tif"))[:limit]:
         num = p.stem.split("_")[0]
@@ -105,6 +119,7 @@ def load_drive(root: str | Path, limit: int | None = None) -> list[dict]:
 def load_isfahan(root: str | Path, limit: int | None = None) -> list[dict]:
     """Folder of Isfahan angiograms (grey JPEG) -> dicts image/fov (FOV by thresholding)."""
     from PIL import Image
+
     paths = sorted(Path(root).glob("*.jpg"), key=lambda p: (len(p.stem), p.stem))[:limit]
     out = []
     for p in paths:
@@ -115,16 +130,20 @@ def load_isfahan(root: str | Path, limit: int | None = None) -> list[dict]:
 
 def phantom_set(n: int = 8, size: tuple[int, int] = (576, 720), seed: int = 0, severity: float = 0.0) -> list:
     from medsynth.data.retina import make_retina
+
     return [make_retina(seed + i, size, severity=severity) for i in range(n)]
 
 
-def _stats(images: list[np.ndarray], fovs: list[np.ndarray], vessels: list[np.ndarray] | None = None,
-           count: bool = False) -> dict:
+def _stats(
+    images: list[np.ndarray], fovs: list[np.ndarray], vessels: list[np.ndarray] | None = None, count: bool = False
+) -> dict:
     """Histograms and mean spectrum of a set (+ vessel fractions when masks are given, + ``n``)."""
-    out: dict = {"hist": histograms(images, fovs),
-                 "spectrum": np.mean([power_spectrum(im, m)[1] for im, m in zip(images, fovs)], 0)}
+    out: dict = {
+        "hist": histograms(images, fovs),
+        "spectrum": np.mean([power_spectrum(im, m)[1] for im, m in zip(images, fovs, strict=True)], 0),
+    }
     if vessels is not None:
-        out["vessel_fraction"] = [vessel_fraction(v, m) for v, m in zip(vessels, fovs)]
+        out["vessel_fraction"] = [vessel_fraction(v, m) for v, m in zip(vessels, fovs, strict=True)]
     if count:
         out["n"] = len(images)
     return out
@@ -137,8 +156,13 @@ def _add_real(side: dict, real: dict) -> None:
     side["spectrum_dist"] = spectrum_distance(side["phantom"]["spectrum"], real["spectrum"])
 
 
-def compare_retina(data_root: str | Path | None = None, n_phantoms: int = 8, size: tuple[int, int] = (576, 720),
-                   seed: int = 0, limit: int | None = None) -> dict:
+def compare_retina(
+    data_root: str | Path | None = None,
+    n_phantoms: int = 8,
+    size: tuple[int, int] = (576, 720),
+    seed: int = 0,
+    limit: int | None = None,
+) -> dict:
     """Phantom vs DRIVE photographs and Isfahan angiograms. Real side is None when data are absent.
 
     Returns a dict with, per modality, ``phantom``/``real`` statistics (histograms, spectra, vessel
@@ -172,16 +196,36 @@ def summary_rows(res: dict) -> list[dict]:
     for k, ch in enumerate("RGB"):
         pm = float((f["phantom"]["hist"][k] * centres).sum())
         rm = float((f["real"]["hist"][k] * centres).sum()) if f["real"] else None
-        rows.append({"stat": f"fundus mean {ch} (FOV)", "phantom": pm, "real": rm,
-                     "distance": float(f["hist_emd"][k]) if f["real"] else None})
+        rows.append(
+            {
+                "stat": f"fundus mean {ch} (FOV)",
+                "phantom": pm,
+                "real": rm,
+                "distance": float(f["hist_emd"][k]) if f["real"] else None,
+            }
+        )
     vf = f["phantom"]["vessel_fraction"]
-    rows.append({"stat": "vessel fraction in FOV", "phantom": float(np.mean(vf)),
-                 "real": float(np.mean(f["real"]["vessel_fraction"])) if f["real"] else None, "distance": None})
-    rows.append({"stat": "fundus log-spectrum distance", "phantom": None, "real": None,
-                 "distance": f.get("spectrum_dist")})
+    rows.append(
+        {
+            "stat": "vessel fraction in FOV",
+            "phantom": float(np.mean(vf)),
+            "real": float(np.mean(f["real"]["vessel_fraction"])) if f["real"] else None,
+            "distance": None,
+        }
+    )
+    rows.append(
+        {"stat": "fundus log-spectrum distance", "phantom": None, "real": None, "distance": f.get("spectrum_dist")}
+    )
     pm = float((a["phantom"]["hist"][0] * centres).sum())
-    rows.append({"stat": "angio mean (FOV)", "phantom": pm,
-                 "real": float((a["real"]["hist"][0] * centres).sum()) if a["real"] else None,
-                 "distance": float(a["hist_emd"][0]) if a["real"] else None})
-    rows.append({"stat": "angio log-spectrum distance", "phantom": None, "real": None, "distance": a.get("spectrum_dist")})
+    rows.append(
+        {
+            "stat": "angio mean (FOV)",
+            "phantom": pm,
+            "real": float((a["real"]["hist"][0] * centres).sum()) if a["real"] else None,
+            "distance": float(a["hist_emd"][0]) if a["real"] else None,
+        }
+    )
+    rows.append(
+        {"stat": "angio log-spectrum distance", "phantom": None, "real": None, "distance": a.get("spectrum_dist")}
+    )
     return rows

@@ -15,6 +15,7 @@ fluorescence (dark); exudates are mildly hypofluorescent. The macula is darker (
 with an avascular fovea. The knowledge mask of Fundus2Video (Sec. 2.2, |F_last - F_first| > thr)
 therefore lights up exactly the leakage and vessels, as in the paper's Fig. 2.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,8 @@ from medsynth.data.vessels import VesselMaps
 __all__ = ["PHASES", "frame_times", "FARenderer", "LEAK_THRESHOLD"]
 
 PHASES = ("arterial", "venous", "late")
-ANGIO_TIME = 0.5          # the static "angio" of a pair: late venous phase
-LEAK_THRESHOLD = 0.08     # added FA intensity above which a pixel counts as leakage
+ANGIO_TIME = 0.5  # the static "angio" of a pair: late venous phase
+LEAK_THRESHOLD = 0.08  # added FA intensity above which a pixel counts as leakage
 
 
 def frame_times(n_frames: int) -> tuple[np.ndarray, list[str]]:
@@ -38,7 +39,7 @@ def frame_times(n_frames: int) -> tuple[np.ndarray, list[str]]:
     bounds = {"arterial": (0.1, 0.24), "venous": (0.28, 0.5), "late": (0.58, 1.0)}
     per = np.array_split(np.arange(n_frames), 3)
     times, phases = [], []
-    for name, idx in zip(PHASES, per):
+    for name, idx in zip(PHASES, per, strict=True):
         lo, hi = bounds[name]
         times += list(np.linspace(lo, hi, len(idx))) if len(idx) > 1 else [0.5 * (lo + hi)] * len(idx)
         phases += [name] * len(idx)
@@ -48,9 +49,20 @@ def frame_times(n_frames: int) -> tuple[np.ndarray, list[str]]:
 class FARenderer:
     """Static fields computed once per eye; :meth:`frame` composes the FA at time ``t``."""
 
-    def __init__(self, rng: np.random.Generator, shape: tuple[int, int], fov_soft: np.ndarray,
-                 vignette: np.ndarray, macula: np.ndarray, disc_soft: np.ndarray, disc_ring: np.ndarray,
-                 arteries: VesselMaps, veins: VesselMaps, lesions: Lesions, radius: float) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        shape: tuple[int, int],
+        fov_soft: np.ndarray,
+        vignette: np.ndarray,
+        macula: np.ndarray,
+        disc_soft: np.ndarray,
+        disc_ring: np.ndarray,
+        arteries: VesselMaps,
+        veins: VesselMaps,
+        lesions: Lesions,
+        radius: float,
+    ) -> None:
         self.shape, self.R = shape, radius
         self.fov, self.vignette, self.macula = fov_soft, vignette, macula
         self.disc, self.ring = disc_soft, disc_ring
@@ -58,8 +70,11 @@ class FARenderer:
         scale = radius / 360.0
         # Choroidal lobules fill unevenly first: a patchy pattern that fades as the flush completes.
         self.patch = smooth_noise(rng, shape, 22 * scale)
-        self.texture = (0.07 * smooth_noise(rng, shape, 40 * scale) + 0.05 * smooth_noise(rng, shape, 5 * scale)
-                        + 0.04 * smooth_noise(rng, shape, 2 * scale))
+        self.texture = (
+            0.07 * smooth_noise(rng, shape, 40 * scale)
+            + 0.05 * smooth_noise(rng, shape, 5 * scale)
+            + 0.04 * smooth_noise(rng, shape, 2 * scale)
+        )
         self.gain = float(np.exp(rng.normal(0.0, 0.3)))  # cameras/operators vary a lot
         self.gamma = float(rng.uniform(0.9, 1.1))
         self.bg_level = float(rng.uniform(0.42, 0.52))
@@ -69,7 +84,7 @@ class FARenderer:
         smax = float(veins.path.max()) if veins.mask.any() else radius
         self.t_vein = 0.2 + 0.12 * np.clip(1.0 - veins.path / max(smax, 1.0), 0, 1) ** 0.5
         self.vcon = {k: 1.0 - np.exp(-m.radius / (1.6 * scale + 0.4)) for k, m in (("a", arteries), ("v", veins))}
-        ly, lx = np.mgrid[0:shape[0], 0:shape[1]]
+        ly, lx = np.mgrid[0 : shape[0], 0 : shape[1]]
         self.grid = (ly.astype(np.float32), lx.astype(np.float32))
         self.noise_sigma = float(rng.uniform(0.02, 0.035))
 
@@ -99,13 +114,17 @@ class FARenderer:
         wash = 1.0 - 0.5 * float(smoothstep(0.35, 1.0, t))
         fill_a = 1.0 / (1.0 + np.exp(-(t - self.t_art) / 0.012))
         # Laminar venous flow: dye hugs the walls first (reld -> 1 near the wall).
-        fill_v = 1.0 / (1.0 + np.exp(-(t - self.t_vein + 0.05 * self.vein.reld ** 2) / 0.015))
+        fill_v = 1.0 / (1.0 + np.exp(-(t - self.t_vein + 0.05 * self.vein.reld**2) / 0.015))
         # A vessel not yet reached by dye is a column of blood in front of the glowing choroid: dark.
-        fa = bg * (1.0 - 0.5 * self.art.profile * self.vcon["a"] * (1.0 - fill_a)) \
-                * (1.0 - 0.5 * self.vein.profile * self.vcon["v"] * (1.0 - fill_v))
+        fa = (
+            bg
+            * (1.0 - 0.5 * self.art.profile * self.vcon["a"] * (1.0 - fill_a))
+            * (1.0 - 0.5 * self.vein.profile * self.vcon["v"] * (1.0 - fill_v))
+        )
         vl = self.vessel_level * wash
-        fa = fa + np.maximum(vl * self.art.profile * self.vcon["a"] * fill_a,
-                             vl * 1.05 * self.vein.profile * self.vcon["v"] * fill_v)
+        fa = fa + np.maximum(
+            vl * self.art.profile * self.vcon["a"] * fill_a, vl * 1.05 * self.vein.profile * self.vcon["v"] * fill_v
+        )
         # Disc: capillaries fill with the arteries; the margin stains late.
         fa += self.disc * (0.12 * flush) + self.ring * 0.25 * float(smoothstep(0.3, 1.0, t))
         fa += 0.45 * self.les.ma * float(smoothstep(0.09, 0.16, t)) * (1.0 - 0.3 * float(smoothstep(0.5, 1.0, t)))

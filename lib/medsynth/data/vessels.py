@@ -12,9 +12,11 @@ distance transform per (vessel kind, calibre bin) (``scipy.ndimage.distance_tran
 indices), which gives for every pixel its distance to the nearest centre line and that centre
 line's radius and path length from the disc (used for the FA filling order).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -28,11 +30,11 @@ ARTERY, VEIN = 0, 1
 class VesselTree:
     """Centre-line samples of the whole tree (canonical orientation: disc left, fovea right)."""
 
-    y: np.ndarray        # (N,) float32 row
-    x: np.ndarray        # (N,) float32 column
-    r: np.ndarray        # (N,) float32 radius in pixels
-    s: np.ndarray        # (N,) float32 path length from the disc, pixels
-    kind: np.ndarray     # (N,) uint8, 0 artery, 1 vein
+    y: np.ndarray  # (N,) float32 row
+    x: np.ndarray  # (N,) float32 column
+    r: np.ndarray  # (N,) float32 radius in pixels
+    s: np.ndarray  # (N,) float32 path length from the disc, pixels
+    kind: np.ndarray  # (N,) uint8, 0 artery, 1 vein
     n_segments: int
 
 
@@ -40,15 +42,25 @@ class VesselTree:
 class VesselMaps:
     """Per-pixel vessel description for one kind (artery or vein)."""
 
-    mask: np.ndarray     # bool, inside a vessel wall
+    mask: np.ndarray  # bool, inside a vessel wall
     profile: np.ndarray  # float32 [0,1]: anti-aliased chord length through the (cylindrical) vessel / diameter
-    radius: np.ndarray   # float32 radius of the vessel covering the pixel (0 outside)
-    path: np.ndarray     # float32 path length from the disc of the nearest centre line
-    reld: np.ndarray     # float32 distance to the centre line / radius, in [0,1] inside (laminar flow)
+    radius: np.ndarray  # float32 radius of the vessel covering the pixel (0 outside)
+    path: np.ndarray  # float32 path length from the disc of the nearest centre line
+    reld: np.ndarray  # float32 distance to the centre line / radius, in [0,1] inside (laminar flow)
 
 
-def _segment(rng: np.random.Generator, y0: float, x0: float, h0: float, length: float, turn: float,
-             turn_len: float, tort: float, knot: float, ds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _segment(
+    rng: np.random.Generator,
+    y0: float,
+    x0: float,
+    h0: float,
+    length: float,
+    turn: float,
+    turn_len: float,
+    tort: float,
+    knot: float,
+    ds: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One polyline: heading = h0 + turn*(1-exp(-s/turn_len)) + smooth wiggle (tortuosity)."""
     n = max(int(length / ds), 2)
     s = np.arange(n, dtype=np.float32) * ds
@@ -63,9 +75,17 @@ def _segment(rng: np.random.Generator, y0: float, x0: float, h0: float, length: 
     return y.astype(np.float32), x.astype(np.float32), head
 
 
-def grow_tree(rng: np.random.Generator, centre: tuple[float, float], radius: float, disc: tuple[float, float],
-              disc_radius: float, fovea: tuple[float, float], density: float = 1.0, tortuosity: float = 1.0,
-              max_segments: int = 700) -> VesselTree:
+def grow_tree(
+    rng: np.random.Generator,
+    centre: tuple[float, float],
+    radius: float,
+    disc: tuple[float, float],
+    disc_radius: float,
+    fovea: tuple[float, float],
+    density: float = 1.0,
+    tortuosity: float = 1.0,
+    max_segments: int = 700,
+) -> VesselTree:
     """Grow arteries and veins from the disc (canonical orientation: fovea to the right of the disc).
 
     ``density`` scales the branching rate (vessel pixel fraction), ``tortuosity`` the wiggle
@@ -76,16 +96,34 @@ def grow_tree(rng: np.random.Generator, centre: tuple[float, float], radius: flo
     r_min = max(0.45, 0.002 * R)
     deg = np.pi / 180
     # (heading, total turn, radius factor, length factor) of the trunks, canonical frame (y down).
-    trunks = [(-78, 70, 1.0, 1.9), (78, -70, 1.0, 1.9), (-135, -25, 0.8, 0.7), (135, 25, 0.8, 0.7),
-              (-18, -10, 0.45, 0.7), (18, 10, 0.45, 0.7), (178, 0, 0.55, 0.4)]
+    trunks = [
+        (-78, 70, 1.0, 1.9),
+        (78, -70, 1.0, 1.9),
+        (-135, -25, 0.8, 0.7),
+        (135, 25, 0.8, 0.7),
+        (-18, -10, 0.45, 0.7),
+        (18, 10, 0.45, 0.7),
+        (178, 0, 0.55, 0.4),
+    ]
     stack: list[tuple] = []
     for kind, r0 in ((ARTERY, 0.0115 * R), (VEIN, 0.0155 * R)):
         for h, turn, rf, lf in trunks:
             jitter = rng.uniform(4, 12) * (1 if kind == VEIN else -1) + rng.normal(0, 5)
             oy, ox = rng.normal(0, 0.15 * disc_radius, 2)
-            stack.append((kind, disc[0] + oy, disc[1] + ox, (h + jitter) * deg, turn * rng.uniform(0.8, 1.2) * deg,
-                          r0 * rf * rng.uniform(0.9, 1.1), lf * R * rng.uniform(0.85, 1.15), 0.0, 0,
-                          (0.22 if abs(turn) > 45 else 0.4) * R * rng.uniform(0.85, 1.15)))
+            stack.append(
+                (
+                    kind,
+                    disc[0] + oy,
+                    disc[1] + ox,
+                    (h + jitter) * deg,
+                    turn * rng.uniform(0.8, 1.2) * deg,
+                    r0 * rf * rng.uniform(0.9, 1.1),
+                    lf * R * rng.uniform(0.85, 1.15),
+                    0.0,
+                    0,
+                    (0.22 if abs(turn) > 45 else 0.4) * R * rng.uniform(0.85, 1.15),
+                )
+            )
     ys, xs, rs, ss, ks = [], [], [], [], []
     n_seg = 0
     while stack and n_seg < max_segments:
@@ -114,7 +152,7 @@ def grow_tree(rng: np.random.Generator, centre: tuple[float, float], radius: flo
             rp = float(r[i])
             alpha = rng.uniform(0.4, 0.8)
             rc = alpha * rp
-            r[i:] *= (1.0 - alpha ** 3) ** (1.0 / 3.0)
+            r[i:] *= (1.0 - alpha**3) ** (1.0 / 3.0)
             if rc >= r_min:
                 ang = rng.uniform(35, 75) * deg
                 # Either side, but never turning back towards the disc (trees radiate from it).
@@ -123,17 +161,33 @@ def grow_tree(rng: np.random.Generator, centre: tuple[float, float], radius: flo
                 if np.cos(a - out) < -0.1:
                     a = 2 * float(head[i]) - a
                 child_len = rng.uniform(0.6, 1.0) * (0.3 * R + 90.0 * rc)
-                stack.append((kind, float(y[i]), float(x[i]), a, rng.normal(0, 15) * deg, rc,
-                              child_len, s0 + c, depth + 1, 0.3 * R))
+                stack.append(
+                    (
+                        kind,
+                        float(y[i]),
+                        float(x[i]),
+                        a,
+                        rng.normal(0, 15) * deg,
+                        rc,
+                        child_len,
+                        s0 + c,
+                        depth + 1,
+                        0.3 * R,
+                    )
+                )
         keep = r >= r_min
         if not keep.all():
             k = int(np.argmin(keep))
             y, x, r, s = y[:k], x[:k], r[:k], s[:k]
-        ys.append(y); xs.append(x); rs.append(r.astype(np.float32)); ss.append(s + s0)
+        ys.append(y)
+        xs.append(x)
+        rs.append(r.astype(np.float32))
+        ss.append(s + s0)
         ks.append(np.full(len(y), kind, np.uint8))
     cat = (lambda a, dt: np.concatenate(a).astype(dt)) if ys else (lambda a, dt: np.zeros(0, dt))
-    return VesselTree(cat(ys, np.float32), cat(xs, np.float32), cat(rs, np.float32), cat(ss, np.float32),
-                      cat(ks, np.uint8), n_seg)
+    return VesselTree(
+        cat(ys, np.float32), cat(xs, np.float32), cat(rs, np.float32), cat(ss, np.float32), cat(ks, np.uint8), n_seg
+    )
 
 
 def rasterise(tree: VesselTree, shape: tuple[int, int], kind: int, bins: tuple[float, ...] = (1.6,)) -> VesselMaps:
@@ -150,9 +204,14 @@ def rasterise(tree: VesselTree, shape: tuple[int, int], kind: int, bins: tuple[f
     yi, xi, r, s = yi[sel], xi[sel], tree.r[sel], tree.s[sel]
     edges = (0.0, *bins, np.inf)
     best = np.zeros(shape, np.float32)
-    out = VesselMaps(np.zeros(shape, bool), best, np.zeros(shape, np.float32), np.zeros(shape, np.float32),
-                     np.ones(shape, np.float32))
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    out = VesselMaps(
+        np.zeros(shape, bool),
+        best,
+        np.zeros(shape, np.float32),
+        np.zeros(shape, np.float32),
+        np.ones(shape, np.float32),
+    )
+    for lo, hi in pairwise(edges):
         b = (r >= lo) & (r < hi)
         if not b.any():
             continue

@@ -1,4 +1,5 @@
 """Write one phantom item into the layout of :mod:`medsynth.data.layout` (used by ``write_phantoms``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,9 +22,16 @@ def retina_severity(seed: int, severity: float | None) -> float:
 
 def write_retina_item(root: Path, split: str, iid: str, seed: int, size: tuple[int, int], params: dict) -> dict:
     from medsynth.data.retina import make_retina
+
     sev = retina_severity(seed, params.pop("severity", None))
-    s = make_retina(seed, size, severity=sev, n_frames=int(params.pop("n_frames", 0)),
-                    misalign=float(params.pop("misalign", 0.0)), **params)
+    s = make_retina(
+        seed,
+        size,
+        severity=sev,
+        n_frames=int(params.pop("n_frames", 0)),
+        misalign=float(params.pop("misalign", 0.0)),
+        **params,
+    )
     d = root / split
     write_image(d / "fundus" / f"{iid}.png", s.fundus)
     write_image(d / "angio" / f"{iid}.png", s.angio)
@@ -31,7 +39,7 @@ def write_retina_item(root: Path, split: str, iid: str, seed: int, size: tuple[i
         write_image(d / f"mask_{name}" / f"{iid}.png", m)
     info: dict = {"seed": seed, "severity": sev, "eye": s.meta["eye"]}
     if s.frames is not None:
-        for k, (f, lk) in enumerate(zip(s.frames, s.leakage_frames)):
+        for k, (f, lk) in enumerate(zip(s.frames, s.leakage_frames, strict=True)):
             write_image(d / "frames" / iid / f"{k:02d}.png", f)
             write_image(d / "frames_leakage" / iid / f"{k:02d}.png", lk)
         info["_shared"] = {"frame_times": [round(float(t), 4) for t in s.frame_times], "phases": s.phases}
@@ -41,6 +49,7 @@ def write_retina_item(root: Path, split: str, iid: str, seed: int, size: tuple[i
 def write_brain_item(root: Path, split: str, iid: str, seed: int, size: tuple[int, int], params: dict) -> dict:
     from medsynth.data.brain import make_brain
     from medsynth.data.degrade import medgan_set
+
     b = make_brain(seed, size, **{k: v for k, v in params.items() if k in ("tumour", "anatomy")})
     d = root / split
     for name, img in b.images.items():

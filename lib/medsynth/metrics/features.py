@@ -5,6 +5,7 @@ Heusel et al. 2017), loaded through :mod:`medsynth.weights` so that a missing we
 a clear error instead of a download traceback. Features are taken at one of pytorch-fid's four
 blocks (``dims`` = 64, 192, 768 or 2048) and global-average-pooled exactly as pytorch-fid does.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,8 +31,7 @@ def _net(dims: int, features: str, seed: int, device: str) -> nn.Module:
 
 def _resolve_net(dims: int, features: str, seed: int, device: str) -> nn.Module:
     """Resolve "auto" on every call (so weights put in the cache mid-session are picked up)."""
-    return with_fallback(lambda kind: _net(dims, kind, seed, device), features, "Inception (FID/KID)",
-                         stacklevel=5)
+    return with_fallback(lambda kind: _net(dims, kind, seed, device), features, "Inception (FID/KID)", stacklevel=5)
 
 
 def as_image_batches(images: Images) -> Iterable[Tensor]:
@@ -49,15 +49,22 @@ def as_image_batches(images: Images) -> Iterable[Tensor]:
             raise TypeError(f"expected a float tensor in [0,1], got dtype {x.dtype}")
         lo, hi = float(x.min()), float(x.max())
         if lo < -1e-3 or hi > 1 + 1e-3:
-            raise ValueError(f"images must lie in [0,1], got range [{lo:.3g}, {hi:.3g}] "
-                             f"(generator output in [-1,1]? pass (x + 1) / 2)")
+            raise ValueError(
+                f"images must lie in [0,1], got range [{lo:.3g}, {hi:.3g}] "
+                f"(generator output in [-1,1]? pass (x + 1) / 2)"
+            )
         yield x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
 @torch.no_grad()
-def inception_features(images: Images, dims: int = 2048, features: str = "pretrained", seed: int = 0,
-                       device: torch.device | str | None = None,
-                       batch_size: int = 50) -> tuple[np.ndarray, str]:
+def inception_features(
+    images: Images,
+    dims: int = 2048,
+    features: str = "pretrained",
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    batch_size: int = 50,
+) -> tuple[np.ndarray, str]:
     """Inception features of ``images``: returns ((N, dims) float64 array, kind used).
 
     ``kind`` is "pretrained" or "random" (see :func:`medsynth.weights.load_inception`);

@@ -11,6 +11,7 @@
 Only 2048-d features from the pretrained network give numbers comparable to published FID/KID;
 :attr:`MetricResult.label` says so whenever that is not the case.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -67,8 +68,7 @@ class MetricResult(LabelledValue):
     @property
     def label(self) -> str:
         if self.features == "random":
-            return (f"{self.name}, random Inception features ({self.dims}-d) — "
-                    f"not comparable to published {self.name}")
+            return f"{self.name}, random Inception features ({self.dims}-d) — not comparable to published {self.name}"
         where = f"Inception {_BLOCK_NAMES.get(self.dims, '?')}, {self.dims}-d"
         if self.dims != 2048:
             return f"{self.name} ({where}) — small-set variant, not comparable to published 2048-d {self.name}"
@@ -116,15 +116,19 @@ def fid_from_features(f1: np.ndarray, f2: np.ndarray) -> float:
     """FID between two (N, d) feature arrays (sample mean and covariance, as pytorch-fid)."""
     f1, f2 = _check_features(f1, f2)
     if min(len(f1), len(f2)) <= f1.shape[1]:
-        warnings.warn(f"FID from {len(f1)} and {len(f2)} samples of {f1.shape[1]}-d features: the covariances "
-                      f"are rank-deficient and the value is strongly biased; use more images than dims "
-                      f"(or smaller dims).", stacklevel=2)
+        warnings.warn(
+            f"FID from {len(f1)} and {len(f2)} samples of {f1.shape[1]}-d features: the covariances "
+            f"are rank-deficient and the value is strongly biased; use more images than dims "
+            f"(or smaller dims).",
+            stacklevel=2,
+        )
     s1, s2 = np.atleast_2d(np.cov(f1, rowvar=False)), np.atleast_2d(np.cov(f2, rowvar=False))
     return _frechet_distance(f1.mean(0), s1, f2.mean(0), s2)
 
 
-def kid_from_features(f1: np.ndarray, f2: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-                      seed: int = 0) -> tuple[float, float]:
+def kid_from_features(
+    f1: np.ndarray, f2: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """KID (mean, std over subsets) between two (N, d) feature arrays.
 
     Each subset draws ``m = min(subset_size, N1, N2)`` rows of each set without replacement and
@@ -145,8 +149,15 @@ def kid_from_features(f1: np.ndarray, f2: np.ndarray, subsets: int = 100, subset
     return float(vals.mean()), float(vals.std())
 
 
-def fid(real: Images, fake: Images, dims: int = 2048, features: str = "pretrained", seed: int = 0,
-        device: torch.device | str | None = None, batch_size: int = 50) -> MetricResult:
+def fid(
+    real: Images,
+    fake: Images,
+    dims: int = 2048,
+    features: str = "pretrained",
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    batch_size: int = 50,
+) -> MetricResult:
     """FID between two image sets, float (N,C,H,W) in [0,1] with C in {1,3} (or iterables of batches).
 
     ``features``: "pretrained" (raises :class:`~medsynth.weights.WeightsUnavailable` when the
@@ -159,9 +170,17 @@ def fid(real: Images, fake: Images, dims: int = 2048, features: str = "pretraine
     return MetricResult(fid_from_features(f1, f2), "FID", kind, dims, len(f1), len(f2))
 
 
-def kid(real: Images, fake: Images, dims: int = 2048, features: str = "pretrained", seed: int = 0,
-        device: torch.device | str | None = None, batch_size: int = 50, subsets: int = 100,
-        subset_size: int = 1000) -> MetricResult:
+def kid(
+    real: Images,
+    fake: Images,
+    dims: int = 2048,
+    features: str = "pretrained",
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    batch_size: int = 50,
+    subsets: int = 100,
+    subset_size: int = 1000,
+) -> MetricResult:
     """KID between two image sets (inputs and ``features`` as :func:`fid`); ``std`` over subsets."""
     f1, kind = inception_features(real, dims, features, seed, device, batch_size)
     f2, _ = inception_features(fake, dims, kind, seed, device, batch_size)

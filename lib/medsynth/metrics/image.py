@@ -18,6 +18,7 @@ Inputs: two tensors (or arrays) of equal shape, (N,C,H,W) or (H,W). ``reduction=
 returns the mean over images as a float; ``"none"`` returns a (N,) tensor. Colour images are
 averaged over channels.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -56,7 +57,7 @@ def _reduce(v: Tensor, reduction: str) -> float | Tensor:
 def _blur(x: Tensor) -> Tensor:
     """Separable Gaussian filter, valid positions only (no padding), per channel."""
     r = torch.arange(WIN, dtype=x.dtype, device=x.device) - (WIN - 1) / 2
-    g = torch.exp(-r**2 / (2 * SIGMA**2))
+    g = torch.exp(-(r**2) / (2 * SIGMA**2))
     g = (g / g.sum()).repeat(x.shape[1], 1, 1, 1)  # (C,1,1,WIN)
     x = F.conv2d(x, g, groups=x.shape[1])
     return F.conv2d(x, g.transpose(2, 3), groups=x.shape[1])
@@ -74,8 +75,9 @@ def _ssim_cs(x: Tensor, y: Tensor, data_range: float) -> tuple[Tensor, Tensor]:
     return (lum * cs).mean((-2, -1)), cs.mean((-2, -1))
 
 
-def ssim(a: Tensor | np.ndarray, b: Tensor | np.ndarray, data_range: float = 1.0,
-         reduction: str = "mean") -> float | Tensor:
+def ssim(
+    a: Tensor | np.ndarray, b: Tensor | np.ndarray, data_range: float = 1.0, reduction: str = "mean"
+) -> float | Tensor:
     """Mean SSIM (Wang et al. 2004) of image pairs; see the module docstring."""
     x, y = _pair(a, b)
     return _reduce(_ssim_cs(x, y, data_range)[0].mean(1), reduction)
@@ -91,8 +93,13 @@ def ms_ssim_scales(size: tuple[int, int], n_weights: int = len(MS_SSIM_WEIGHTS))
     return m
 
 
-def ms_ssim(a: Tensor | np.ndarray, b: Tensor | np.ndarray, data_range: float = 1.0,
-            reduction: str = "mean", weights: Sequence[float] = MS_SSIM_WEIGHTS) -> float | Tensor:
+def ms_ssim(
+    a: Tensor | np.ndarray,
+    b: Tensor | np.ndarray,
+    data_range: float = 1.0,
+    reduction: str = "mean",
+    weights: Sequence[float] = MS_SSIM_WEIGHTS,
+) -> float | Tensor:
     """MS-SSIM (Wang et al. 2003) of image pairs; fewer scales for small images (module docstring)."""
     x, y = _pair(a, b)
     m = ms_ssim_scales(tuple(x.shape[-2:]), len(weights))
@@ -108,8 +115,9 @@ def ms_ssim(a: Tensor | np.ndarray, b: Tensor | np.ndarray, data_range: float = 
     return _reduce(per_channel.mean(1), reduction)
 
 
-def psnr(a: Tensor | np.ndarray, b: Tensor | np.ndarray, data_range: float = 1.0,
-         reduction: str = "mean") -> float | Tensor:
+def psnr(
+    a: Tensor | np.ndarray, b: Tensor | np.ndarray, data_range: float = 1.0, reduction: str = "mean"
+) -> float | Tensor:
     """PSNR in dB per image pair, ``10 log10(data_range^2 / MSE)``; the mean is over per-image PSNRs."""
     x, y = _pair(a, b)
     mse = ((x - y) ** 2).mean((1, 2, 3))

@@ -9,6 +9,7 @@ the LPIPS linear-layer file. With ``features="random"`` (or "auto" when a file i
 backbone is seeded-random and the linear weights equal (1/C per channel): the result is labelled
 and not comparable to published LPIPS.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,7 +35,7 @@ class FeatureMetric(LabelledValue):
 
     value: float
     name: str
-    features: str   # "pretrained" | "random"
+    features: str  # "pretrained" | "random"
     backbone: str
     n: int
     std: float | None = None
@@ -75,8 +76,9 @@ class LPIPS(nn.Module):
             except WeightsUnavailable:
                 if features == "pretrained":
                     raise
-                warnings.warn("features='auto': LPIPS linear layers missing, using equal weights (labelled random)",
-                              stacklevel=2)
+                warnings.warn(
+                    "features='auto': LPIPS linear layers missing, using equal weights (labelled random)", stacklevel=2
+                )
                 kind = "random"
         if lins is None:
             chans = [self._channels_at(t) for t in taps]
@@ -103,8 +105,10 @@ class LPIPS(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         fx, fy = self._feats(x.float()), self._feats(y.float())
-        return sum(((a - b) ** 2 * getattr(self, f"w{i}")).sum(1).mean((1, 2))
-                   for i, (a, b) in enumerate(zip(fx, fy)))
+        return sum(
+            ((a - b) ** 2 * getattr(self, f"w{i}")).sum(1).mean((1, 2))
+            for i, (a, b) in enumerate(zip(fx, fy, strict=True))
+        )
 
 
 @functools.lru_cache(maxsize=4)
@@ -113,8 +117,16 @@ def _lpips_net(net: str, features: str, seed: int, device: str) -> LPIPS:
 
 
 @torch.no_grad()
-def lpips(a: Tensor, b: Tensor, net: str = "alex", features: str = "pretrained", seed: int = 0,
-          device: torch.device | str | None = None, batch_size: int = 32, reduction: str = "mean"):
+def lpips(
+    a: Tensor,
+    b: Tensor,
+    net: str = "alex",
+    features: str = "pretrained",
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    batch_size: int = 32,
+    reduction: str = "mean",
+):
     """LPIPS between paired images (N,C,H,W) in [0,1] (C in {1,3}); the other metrics' convention.
 
     ``reduction="mean"`` -> :class:`FeatureMetric` (mean, std over pairs); ``"none"`` -> (N,) tensor.
@@ -124,11 +136,17 @@ def lpips(a: Tensor, b: Tensor, net: str = "alex", features: str = "pretrained",
     if a.shape != b.shape or a.dim() != 4:
         raise ValueError(f"expected two (N,C,H,W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     dev = pick_device("auto") if device is None else torch.device(device)
-    m = with_fallback(lambda kind: _lpips_net(net, kind, seed, str(dev)), features, f"LPIPS ({_BACKBONE[net]})",
-                      stacklevel=4)  # past the no_grad wrapper, to the caller
-    d = torch.cat([m(a[i:i + batch_size].to(dev) * 2 - 1, b[i:i + batch_size].to(dev) * 2 - 1).cpu()
-                   for i in range(0, len(a), batch_size)])
+    m = with_fallback(
+        lambda kind: _lpips_net(net, kind, seed, str(dev)), features, f"LPIPS ({_BACKBONE[net]})", stacklevel=4
+    )  # past the no_grad wrapper, to the caller
+    d = torch.cat(
+        [
+            m(a[i : i + batch_size].to(dev) * 2 - 1, b[i : i + batch_size].to(dev) * 2 - 1).cpu()
+            for i in range(0, len(a), batch_size)
+        ]
+    )
     if reduction == "none":
         return d
-    return FeatureMetric(float(d.mean()), "LPIPS", m.features_kind, _BACKBONE[net], len(d),
-                         float(d.std()) if len(d) > 1 else None)
+    return FeatureMetric(
+        float(d.mean()), "LPIPS", m.features_kind, _BACKBONE[net], len(d), float(d.std()) if len(d) > 1 else None
+    )

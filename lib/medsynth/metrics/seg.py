@@ -4,6 +4,7 @@
 as one volume). Two empty masks score 1.0 (perfect agreement on "nothing there"), a convention
 stated here because libraries differ on it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,8 +23,9 @@ def _dice(p: Tensor, t: Tensor) -> float:
     return 1.0 if denom == 0 else 2.0 * int((p & t).sum()) / denom
 
 
-def dice(pred: Tensor | np.ndarray, true: Tensor | np.ndarray,
-         labels: Sequence[Label] | None = None) -> float | dict[Label, float]:
+def dice(
+    pred: Tensor | np.ndarray, true: Tensor | np.ndarray, labels: Sequence[Label] | None = None
+) -> float | dict[Label, float]:
     """Dice of binary masks, or per class of label maps.
 
     ``labels=None``: ``pred`` and ``true`` are binary (bool or 0/1 values); anything else raises
@@ -36,8 +38,10 @@ def dice(pred: Tensor | np.ndarray, true: Tensor | np.ndarray,
     if labels is None:
         for name, m in (("pred", p), ("true", t)):
             if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
-                raise ValueError(f"{name} is not a binary mask (values other than 0/1); threshold it, "
-                                 f"or pass labels=[...] for a label map")
+                raise ValueError(
+                    f"{name} is not a binary mask (values other than 0/1); threshold it, "
+                    f"or pass labels=[...] for a label map"
+                )
         return _dice(p.bool(), t.bool())
     out: dict[Label, float] = {}
     for lab in labels:

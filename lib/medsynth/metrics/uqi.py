@@ -8,6 +8,7 @@ Where a denominator vanishes: both windows flat and equal -> 1; both flat -> the
 ``2 mu_x mu_y / (mu_x^2 + mu_y^2)``; both flat and zero -> 1 (the brain phantom's black background).
 Inputs as for :func:`medsynth.metrics.ssim`: (H,W) or (N,C,H,W); ``reduction`` "mean" | "none".
 """
+
 from __future__ import annotations
 
 import numpy as np

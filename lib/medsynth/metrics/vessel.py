@@ -16,6 +16,7 @@ scores -- the usual DRIVE convention):
   environment, so this is vectorised numpy + ``scipy.stats.rankdata`` (checked against a pairwise
   count in the tests).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,12 @@ def roc_auc(scores: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def fov_scores(prob: torch.Tensor | np.ndarray, true: torch.Tensor | np.ndarray,
-               fov: torch.Tensor | np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def fov_scores(
+    prob: torch.Tensor | np.ndarray,
+    true: torch.Tensor | np.ndarray,
+    fov: torch.Tensor | np.ndarray,
+    threshold: float = 0.5,
+) -> dict[str, float]:
     """AUC, accuracy, sensitivity, specificity and Dice of vessel probabilities inside the FOV.
 
     ``prob``: probabilities in [0, 1] (any shape, e.g. (N,1,H,W)); ``true``: the manual vessel mask;
@@ -69,6 +74,12 @@ def fov_scores(prob: torch.Tensor | np.ndarray, true: torch.Tensor | np.ndarray,
     def ratio(a: int, b: int) -> float:
         return a / b if b else float("nan")
 
-    return {"auc": roc_auc(p, t), "accuracy": ratio(tp + tn, tp + tn + fp + fn), "sensitivity": ratio(tp, tp + fn),
-            "specificity": ratio(tn, tn + fp), "dice": ratio(2 * tp, 2 * tp + fp + fn),
-            "n_pixels": int(m.sum()), "vessel_fraction": float(t.mean())}
+    return {
+        "auc": roc_auc(p, t),
+        "accuracy": ratio(tp + tn, tp + tn + fp + fn),
+        "sensitivity": ratio(tp, tp + fn),
+        "specificity": ratio(tn, tn + fp),
+        "dice": ratio(2 * tp, 2 * tp + fp + fn),
+        "n_pixels": int(m.sum()),
+        "vessel_fraction": float(t.mean()),
+    }

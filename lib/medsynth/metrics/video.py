@@ -18,6 +18,7 @@
 Videos are float tensors (N, T, C, H, W), C in {1, 3}, in ``value_range`` ((0, 1) by default; the
 official convention passes (-1, 1) videos to these same functions, see :mod:`medsynth.metrics.video_eval`).
 """
+
 from __future__ import annotations
 
 import math
@@ -59,12 +60,16 @@ class VideoMetric(FeatureMetric):
 
 def _check_videos(v: Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> Tensor:
     if not isinstance(v, Tensor) or v.dim() != 5 or v.shape[2] not in (1, 3):
-        raise ValueError(f"expected videos (N,T,C,H,W) with C in {{1,3}}, got "
-                         f"{tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__}")
+        raise ValueError(
+            f"expected videos (N,T,C,H,W) with C in {{1,3}}, got "
+            f"{tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__}"
+        )
     lo, hi = float(v.min()), float(v.max())
     if lo < value_range[0] - 1e-3 or hi > value_range[1] + 1e-3:
-        raise ValueError(f"videos must lie in [{value_range[0]:g},{value_range[1]:g}], got [{lo:.3g}, {hi:.3g}]"
-                         + (" (generator output? pass (x + 1) / 2)" if value_range == (0.0, 1.0) else ""))
+        raise ValueError(
+            f"videos must lie in [{value_range[0]:g},{value_range[1]:g}], got [{lo:.3g}, {hi:.3g}]"
+            + (" (generator output? pass (x + 1) / 2)" if value_range == (0.0, 1.0) else "")
+        )
     return v
 
 
@@ -80,14 +85,20 @@ def i3d_preprocess(videos: Tensor, size: int = I3D_SIZE) -> Tensor:
     target = (size, math.ceil(w * scale)) if h < w else (math.ceil(h * scale), size)
     x = F.interpolate(v.reshape(n * t, c, h, w), size=target, mode="bilinear", align_corners=False)
     y0, x0 = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
-    x = x[..., y0:y0 + size, x0:x0 + size].reshape(n, t, c, size, size)
+    x = x[..., y0 : y0 + size, x0 : x0 + size].reshape(n, t, c, size, size)
     return ((x - 0.5) * 2).permute(0, 2, 1, 3, 4).contiguous()
 
 
 @torch.no_grad()
-def i3d_features(videos: Tensor, features: str = "pretrained", seed: int = 0, dims: int = 400,
-                 device: torch.device | str | None = None, batch_size: int = 4,
-                 value_range: tuple[float, float] = (0.0, 1.0)) -> tuple[np.ndarray, str]:
+def i3d_features(
+    videos: Tensor,
+    features: str = "pretrained",
+    seed: int = 0,
+    dims: int = 400,
+    device: torch.device | str | None = None,
+    batch_size: int = 4,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> tuple[np.ndarray, str]:
     """(N, D) float64 features of videos (N,T,C,H,W) and the kind used ("pretrained"|"random").
 
     Preprocessed by :func:`i3d_preprocess` (the random fallback gets the same input as the I3D);
@@ -98,13 +109,24 @@ def i3d_features(videos: Tensor, features: str = "pretrained", seed: int = 0, di
     v = _check_videos(videos, value_range)
     dev = pick_device("auto") if device is None else torch.device(device)
     net = load_i3d(features, seed, dims, dev)
-    out = [net(i3d_preprocess(v[i:i + batch_size]).to(dev), rescale=False, resize=False,
-               return_features=True).double().cpu() for i in range(0, len(v), batch_size)]
+    out = [
+        net(i3d_preprocess(v[i : i + batch_size]).to(dev), rescale=False, resize=False, return_features=True)
+        .double()
+        .cpu()
+        for i in range(0, len(v), batch_size)
+    ]
     return torch.cat(out).numpy(), net.features_kind
 
 
-def fvd(real: Tensor, fake: Tensor, features: str = "pretrained", seed: int = 0, dims: int = 400,
-        device: torch.device | str | None = None, value_range: tuple[float, float] = (0.0, 1.0)) -> VideoMetric:
+def fvd(
+    real: Tensor,
+    fake: Tensor,
+    features: str = "pretrained",
+    seed: int = 0,
+    dims: int = 400,
+    device: torch.device | str | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> VideoMetric:
     """Set-level FVD between two sets of videos (N,T,C,H,W); labelled with the features used.
 
     Few videos and 400-d features give rank-deficient covariances: :func:`fid_from_features` warns (the
@@ -112,32 +134,49 @@ def fvd(real: Tensor, fake: Tensor, features: str = "pretrained", seed: int = 0,
     """
     f1, kind = i3d_features(real, features, seed, dims, device, value_range=value_range)
     f2, _ = i3d_features(fake, kind, seed, dims, device, value_range=value_range)
-    return VideoMetric(fid_from_features(f1, f2), "FVD", kind, "I3D" if kind == "pretrained" else "3D-conv",
-                       len(f1), protocol="set")
+    return VideoMetric(
+        fid_from_features(f1, f2), "FVD", kind, "I3D" if kind == "pretrained" else "3D-conv", len(f1), protocol="set"
+    )
 
 
-def fvd_per_video(real: Tensor, fake: Tensor, features: str = "pretrained", seed: int = 0, dims: int = 400,
-                  device: torch.device | str | None = None, value_range: tuple[float, float] = (0.0, 1.0),
-                  min_length: int = 10) -> VideoMetric:
+def fvd_per_video(
+    real: Tensor,
+    fake: Tensor,
+    features: str = "pretrained",
+    seed: int = 0,
+    dims: int = 400,
+    device: torch.device | str | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    min_length: int = 10,
+) -> VideoMetric:
     """The official protocol: per test video, ``||f(real[:, :L]) - f(fake[:, :L])||^2`` for L = min_length..T
     (common_metrics' ``frechet_distance`` of one sample has no covariance term), mean over L, then mean
     (and std) over videos."""
     T = real.shape[1]
     if real.shape != fake.shape or T < min_length:
-        raise ValueError(f"need videos of one shape with >= {min_length} frames, got {tuple(real.shape)}, "
-                         f"{tuple(fake.shape)}")
+        raise ValueError(
+            f"need videos of one shape with >= {min_length} frames, got {tuple(real.shape)}, {tuple(fake.shape)}"
+        )
     per_len, kind = [], features
     for L in range(min_length, T + 1):
         f1, kind = i3d_features(real[:, :L], kind, seed, dims, device, value_range=value_range)
         f2, _ = i3d_features(fake[:, :L], kind, seed, dims, device, value_range=value_range)
         per_len.append(((f1 - f2) ** 2).sum(1))
     per_video = np.nanmean(np.stack(per_len), 0)
-    return VideoMetric(float(per_video.mean()), "FVD", kind, "I3D" if kind == "pretrained" else "3D-conv",
-                       len(per_video), float(per_video.std()) if len(per_video) > 1 else None, protocol="per video")
+    return VideoMetric(
+        float(per_video.mean()),
+        "FVD",
+        kind,
+        "I3D" if kind == "pretrained" else "3D-conv",
+        len(per_video),
+        float(per_video.std()) if len(per_video) > 1 else None,
+        protocol="per video",
+    )
 
 
-def framewise(real: Tensor, fake: Tensor, metric: Callable[..., Tensor],
-              value_range: tuple[float, float] = (0.0, 1.0), **kwargs) -> np.ndarray:
+def framewise(
+    real: Tensor, fake: Tensor, metric: Callable[..., Tensor], value_range: tuple[float, float] = (0.0, 1.0), **kwargs
+) -> np.ndarray:
     """Per-frame mean of a paired image metric over videos: (T,) array.
 
     ``metric(a, b, reduction="none", **kwargs)`` takes (N,C,H,W) (ssim, psnr, lpips).
@@ -145,6 +184,9 @@ def framewise(real: Tensor, fake: Tensor, metric: Callable[..., Tensor],
     _check_videos(real, value_range), _check_videos(fake, value_range)
     if real.shape != fake.shape:
         raise ValueError(f"videos differ in shape: {tuple(real.shape)} vs {tuple(fake.shape)}")
-    return np.array([float(torch.as_tensor(metric(real[:, t], fake[:, t], reduction="none", **kwargs)).mean())
-                     for t in range(real.shape[1])])
-
+    return np.array(
+        [
+            float(torch.as_tensor(metric(real[:, t], fake[:, t], reduction="none", **kwargs)).mean())
+            for t in range(real.shape[1])
+        ]
+    )

@@ -14,6 +14,7 @@ averages each layer's distance map directly, the official ``lpips.LPIPS(spatial=
 map to the image size (bilinear), which weights border pixels slightly differently; SSIM uses the same Gaussian
 window and valid region (``cv2.filter2D`` then ``[5:-5, 5:-5]``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,8 +35,9 @@ def to_convention(videos01: torch.Tensor, convention: str) -> torch.Tensor:
     return videos01 if convention == "ours" else videos01 * 2 - 1
 
 
-def _score(real01: torch.Tensor, fake01: torch.Tensor, convention: str, features: str, fvd_dims: int,
-           lpips_net: str) -> dict[str, Any]:
+def _score(
+    real01: torch.Tensor, fake01: torch.Tensor, convention: str, features: str, fvd_dims: int, lpips_net: str
+) -> dict[str, Any]:
     from medsynth.metrics import framewise, lpips, psnr, ssim
     from medsynth.metrics.video import fvd, fvd_per_video
 
@@ -45,12 +47,24 @@ def _score(real01: torch.Tensor, fake01: torch.Tensor, convention: str, features
     per_psnr = framewise(r, f, psnr, vr, data_range=1.0)
     lp = lpips(r.flatten(0, 1), f.flatten(0, 1), lpips_net, features=features)
     fv = (fvd if convention == "ours" else fvd_per_video)(r, f, features=features, dims=fvd_dims, value_range=vr)
-    return {"ssim_per_frame": per_ssim, "psnr_per_frame": per_psnr, "SSIM": float(per_ssim.mean()),
-            "PSNR": float(per_psnr.mean()), "LPIPS": lp, "FVD": fv}
+    return {
+        "ssim_per_frame": per_ssim,
+        "psnr_per_frame": per_psnr,
+        "SSIM": float(per_ssim.mean()),
+        "PSNR": float(per_psnr.mean()),
+        "LPIPS": lp,
+        "FVD": fv,
+    }
 
 
-def score_videos(real01: torch.Tensor, fake01: torch.Tensor, features: str = "auto", fvd_dims: int = 400,
-                 lpips_net: str = "alex", official: bool = True) -> dict[str, Any]:
+def score_videos(
+    real01: torch.Tensor,
+    fake01: torch.Tensor,
+    features: str = "auto",
+    fvd_dims: int = 400,
+    lpips_net: str = "alex",
+    official: bool = True,
+) -> dict[str, Any]:
     """Sec. 3.0.3's metrics of generated videos against real ones, both (N,T,1,H,W) in [0,1].
 
     Returns ours at the top level (``SSIM, PSNR, LPIPS, FVD`` and the per-frame curves) and, when ``official``,
@@ -69,8 +83,16 @@ def photos_and_videos(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([it["src"] for it in items]), (torch.stack([it["frames"] for it in items]) + 1) / 2
 
 
-def evaluate(task: Any, dataset: Dataset, features: str = "auto", fvd_dims: int = 400, lpips_net: str = "alex",
-             average: bool = True, batch_size: int = 4, official: bool = True) -> dict[str, Any]:
+def evaluate(
+    task: Any,
+    dataset: Dataset,
+    features: str = "auto",
+    fvd_dims: int = 400,
+    lpips_net: str = "alex",
+    average: bool = True,
+    batch_size: int = 4,
+    official: bool = True,
+) -> dict[str, Any]:
     """Sec. 3.0.3 on a test set: ``task.generate`` every video (in [-1, 1]), then :func:`score_videos`.
 
     ``features`` goes to LPIPS and FVD ("auto": pretrained weights when present, else the labelled random
@@ -78,15 +100,27 @@ def evaluate(task: Any, dataset: Dataset, features: str = "auto", fvd_dims: int 
     (``real``, ``fake``, ``cf``).
     """
     cf, real01 = photos_and_videos(dataset)
-    fake = torch.cat([task.generate(cf[i:i + batch_size], real01.shape[1], average).cpu()
-                      for i in range(0, len(cf), batch_size)])
+    fake = torch.cat(
+        [task.generate(cf[i : i + batch_size], real01.shape[1], average).cpu() for i in range(0, len(cf), batch_size)]
+    )
     fake01 = (fake.float() + 1) / 2
-    return {**score_videos(real01, fake01, features, fvd_dims, lpips_net, official), "cf": (cf + 1) / 2,
-            "real": real01, "fake": fake01}
+    return {
+        **score_videos(real01, fake01, features, fvd_dims, lpips_net, official),
+        "cf": (cf + 1) / 2,
+        "real": real01,
+        "fake": fake01,
+    }
 
 
-def evaluate_baselines(train: Dataset, test: Dataset, seed: int = 0, features: str = "auto", fvd_dims: int = 400,
-                       lpips_net: str = "alex", official: bool = True) -> dict[str, dict[str, Any]]:
+def evaluate_baselines(
+    train: Dataset,
+    test: Dataset,
+    seed: int = 0,
+    features: str = "auto",
+    fvd_dims: int = 400,
+    lpips_net: str = "alex",
+    official: bool = True,
+) -> dict[str, dict[str, Any]]:
     """The input-free rows: the mean training video and a random training video per test eye (seeded), scored
     by :func:`score_videos` against the test videos (``train`` without augmentation: the eyes as stored)."""
     from medsynth.evidence import baseline_predictions

@@ -15,6 +15,7 @@ with that paper's training iteration.
 Every image-to-image task here has ``generate(src) -> image``; :func:`translate` runs it for
 evaluation (eval mode, no grad, in chunks) and restores the training mode afterwards.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,13 +26,13 @@ __all__ = ["translate"]
 
 
 @torch.no_grad()
-def translate(task: GANTask, src: torch.Tensor, batch_size: int = 8,
-              device: torch.device | str | None = None) -> torch.Tensor:
+def translate(
+    task: GANTask, src: torch.Tensor, batch_size: int = 8, device: torch.device | str | None = None
+) -> torch.Tensor:
     """``task.generate`` over ``src`` (N,C,H,W in [-1, 1]) in eval mode; returns a CPU tensor in [-1, 1]."""
     nets = list(task.nets.values())
     if device is None:
         device = next(unwrap(nets[0]).parameters()).device
     with eval_mode(nets):
-        outs = [task.generate(src[i:i + batch_size].to(device)).float().cpu()
-                for i in range(0, len(src), batch_size)]
+        outs = [task.generate(src[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(src), batch_size)]
     return torch.cat(outs)

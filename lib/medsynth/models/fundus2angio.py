@@ -22,6 +22,7 @@ Training (Sec. 3.4, Eqs. 3-5, and ``train.py``), per iteration:
   3. joint update of both generators: LSGAN against all four Ds (Eq. 3) + lambda=10 * MSE on both
      outputs (Eq. 5), with its own Adam (the Keras GAN model has its own optimiser).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,10 +35,17 @@ from medsynth.blocks import LanczosDownsample, init_weights
 from medsynth.discriminators import MultiScaleDiscriminator
 from medsynth.losses import GANLoss
 from medsynth.models.pix2pixhd import GlobalGenerator, LocalEnhancer
-from medsynth.training import adam, eval_mode, GANTask, set_requires_grad, StepContext
+from medsynth.training import GANTask, StepContext, adam, eval_mode, set_requires_grad
 
-__all__ = ["CoarseGenerator", "FineGenerator", "fundus2angio_discriminator", "Fundus2AngioTask", "quadrant_crops",
-           "evaluate_translations", "PAPER_FID"]
+__all__ = [
+    "CoarseGenerator",
+    "FineGenerator",
+    "fundus2angio_discriminator",
+    "Fundus2AngioTask",
+    "quadrant_crops",
+    "evaluate_translations",
+    "PAPER_FID",
+]
 
 
 class CoarseGenerator(GlobalGenerator):
@@ -65,8 +73,9 @@ def fundus2angio_discriminator(in_ch: int = 4, ndf: int = 32, width: int = 64) -
 
     D1 sees the input, D2 the input average-pooled once, so a 512 input gives 64x64 and 32x32 maps.
     """
-    return MultiScaleDiscriminator(in_ch, num_d=2, channels=(ndf, width, width, width), n_layers=3,
-                                   norm="batch", same_tail=True)
+    return MultiScaleDiscriminator(
+        in_ch, num_d=2, channels=(ndf, width, width, width), n_layers=3, norm="batch", same_tail=True
+    )
 
 
 def _split(batch: dict[str, Any], n: int) -> list[dict[str, Any]]:
@@ -74,11 +83,12 @@ def _split(batch: dict[str, Any], n: int) -> list[dict[str, Any]]:
         return [batch]
     size = batch["src"].shape[0]
     if size % n:
-        raise ValueError(f"batches_per_step={n} needs a batch size divisible by {n}, got {size} "
-                         f"(set TrainConfig.batch_size = {n} x the paper's batch of 4)")
+        raise ValueError(
+            f"batches_per_step={n} needs a batch size divisible by {n}, got {size} "
+            f"(set TrainConfig.batch_size = {n} x the paper's batch of 4)"
+        )
     k = size // n
-    return [{key: v[i * k:(i + 1) * k] for key, v in batch.items() if isinstance(v, torch.Tensor)}
-            for i in range(n)]
+    return [{key: v[i * k : (i + 1) * k] for key, v in batch.items() if isinstance(v, torch.Tensor)} for i in range(n)]
 
 
 class Fundus2AngioTask(GANTask):
@@ -98,30 +108,52 @@ class Fundus2AngioTask(GANTask):
     Batches are ``{"src": (N,3,H,W), "dst": (N,1,H,W)}`` in [-1, 1], H = W = the fine size.
     """
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 1, ncf: int = 64, nff: int = 32, ndf: int = 32, width: int = 64,
-                 n_blocks_coarse: int = 9, n_blocks_fine: int = 3, lam: float = 10.0, fake_label: float = 0.0,
-                 d_iters: int = 2, batches_per_step: int = 3, lr: float = 2e-4,
-                 betas: tuple[float, float] = (0.5, 0.999), seed: int = 0, antialias: bool = False) -> None:
+    def __init__(
+        self,
+        in_ch: int = 3,
+        out_ch: int = 1,
+        ncf: int = 64,
+        nff: int = 32,
+        ndf: int = 32,
+        width: int = 64,
+        n_blocks_coarse: int = 9,
+        n_blocks_fine: int = 3,
+        lam: float = 10.0,
+        fake_label: float = 0.0,
+        d_iters: int = 2,
+        batches_per_step: int = 3,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        seed: int = 0,
+        antialias: bool = False,
+    ) -> None:
         if ncf != 2 * nff:
             raise ValueError(f"the coarse feature ({ncf} ch) is added to G_fine's ({2 * nff} ch): need ncf == 2*nff")
         if batches_per_step not in (1, d_iters + 1):
             raise ValueError(f"batches_per_step must be 1 or d_iters + 1 = {d_iters + 1}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            nets = {"G_coarse": CoarseGenerator(in_ch, out_ch, ncf, 2, n_blocks_coarse),
-                    "G_fine": FineGenerator(in_ch, out_ch, nff, n_blocks_fine),
-                    "D_fine": fundus2angio_discriminator(in_ch + out_ch, ndf, width),
-                    "D_coarse": fundus2angio_discriminator(in_ch + out_ch, ndf, width)}
+            nets = {
+                "G_coarse": CoarseGenerator(in_ch, out_ch, ncf, 2, n_blocks_coarse),
+                "G_fine": FineGenerator(in_ch, out_ch, nff, n_blocks_fine),
+                "D_fine": fundus2angio_discriminator(in_ch + out_ch, ndf, width),
+                "D_coarse": fundus2angio_discriminator(in_ch + out_ch, ndf, width),
+            }
             self.nets: dict[str, nn.Module] = {k: init_weights(v) for k, v in nets.items()}
 
         def opt(*names: str) -> torch.optim.Adam:
             return adam([p for n in names for p in self.nets[n].parameters()], lr, betas)
 
-        self.opts = {"D_fine": opt("D_fine"), "D_coarse": opt("D_coarse"), "G_coarse": opt("G_coarse"),
-                     "G_fine": opt("G_fine"), "GAN": opt("G_coarse", "G_fine")}
+        self.opts = {
+            "D_fine": opt("D_fine"),
+            "D_coarse": opt("D_coarse"),
+            "G_coarse": opt("G_coarse"),
+            "G_fine": opt("G_fine"),
+            "GAN": opt("G_coarse", "G_fine"),
+        }
         self.gan = GANLoss("lsgan", real_label=1.0, fake_label=fake_label)
         self.lam, self.d_iters, self.batches_per_step = lam, d_iters, batches_per_step
-        self.half = LanczosDownsample(antialias)   # False: TF's tf.image.resize(LANCZOS3) default, as train.py
+        self.half = LanczosDownsample(antialias)  # False: TF's tf.image.resize(LANCZOS3) default, as train.py
 
     # -- forward passes ----------------------------------------------------------------------
     def coarse_inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,8 +167,9 @@ class Fundus2AngioTask(GANTask):
         return out_c if coarse else self.nets["G_fine"](src, feat)
 
     # -- one iteration -----------------------------------------------------------------------
-    def _d_update(self, name: str, src: torch.Tensor, real: torch.Tensor, fake: torch.Tensor,
-                  ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+    def _d_update(
+        self, name: str, src: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, ctx: StepContext
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         D = self.nets[name]
         with ctx.autocast():
             loss_real = self.gan(D(torch.cat([src, real], 1)), True)
@@ -183,15 +216,23 @@ class Fundus2AngioTask(GANTask):
         with ctx.autocast():
             fake_c = Gc(src_c)[0]
             fake_f = Gf(src, feat)
-            adv = (self.gan(self.nets["D_fine"](torch.cat([src, fake_f], 1)), True)
-                   + self.gan(self.nets["D_coarse"](torch.cat([src_c, fake_c], 1)), True))
+            adv = self.gan(self.nets["D_fine"](torch.cat([src, fake_f], 1)), True) + self.gan(
+                self.nets["D_coarse"](torch.cat([src_c, fake_c], 1)), True
+            )
             rec_f = F.mse_loss(fake_f.float(), dst.float())
             rec_c = F.mse_loss(fake_c.float(), dst_c.float())
             total = adv + self.lam * (rec_f + rec_c)
         ctx.update(total, "GAN")
         set_requires_grad([self.nets[d] for d in Ds], True)
-        logs.update({"G_coarse_mse": mse_c.detach(), "G_fine_mse": mse_f.detach(), "GAN_adv": adv.detach(),
-                     "GAN_total": total.detach(), "L1": (fake_f.detach().float() - dst).abs().mean()})
+        logs.update(
+            {
+                "G_coarse_mse": mse_c.detach(),
+                "G_fine_mse": mse_f.detach(),
+                "GAN_adv": adv.detach(),
+                "GAN_total": total.detach(),
+                "L1": (fake_f.detach().float() - dst).abs().mean(),
+            }
+        )
         return logs
 
     @torch.no_grad()
@@ -205,9 +246,11 @@ class Fundus2AngioTask(GANTask):
 
 # -- evaluation protocol (Sec. 5) -----------------------------------------------------------------
 #: Table 1 of the reproduction report: FID on 56 test crops (lower is better).
-PAPER_FID = {"pix2pix": {"TensorFlow": 48.6, "PyTorch": 49.9},
-             "pix2pixHD": {"TensorFlow": 42.8, "PyTorch": 43.2},
-             "Fundus2Angio": {"TensorFlow": 30.3, "PyTorch": 29.7}}
+PAPER_FID = {
+    "pix2pix": {"TensorFlow": 48.6, "PyTorch": 49.9},
+    "pix2pixHD": {"TensorFlow": 42.8, "PyTorch": 43.2},
+    "Fundus2Angio": {"TensorFlow": 30.3, "PyTorch": 29.7},
+}
 
 
 def quadrant_crops(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -219,11 +262,17 @@ def quadrant_crops(img: torch.Tensor, size: int) -> torch.Tensor:
     h, w = img.shape[-2:]
     if size > h or size > w:
         raise ValueError(f"crop {size} larger than image {h}x{w}")
-    return torch.stack([img[..., y:y + size, x:x + size] for y in (0, h - size) for x in (0, w - size)])
+    return torch.stack([img[..., y : y + size, x : x + size] for y in (0, h - size) for x in (0, w - size)])
 
 
-def evaluate_translations(fakes: dict[str, torch.Tensor], real: torch.Tensor, features: str = "pretrained",
-                          dims: int = 2048, seed: int = 0, kid_subset: int = 50) -> dict[str, dict[str, Any]]:
+def evaluate_translations(
+    fakes: dict[str, torch.Tensor],
+    real: torch.Tensor,
+    features: str = "pretrained",
+    dims: int = 2048,
+    seed: int = 0,
+    kid_subset: int = 50,
+) -> dict[str, dict[str, Any]]:
     """FID and KID (generated vs real angiograms, as Table 1) plus SSIM and PSNR against the registered truth.
 
     ``fakes``: model name -> (N,1,H,W) in [-1, 1]; ``real`` (N,1,H,W) in [-1, 1], pixel-aligned with
@@ -233,8 +282,7 @@ def evaluate_translations(fakes: dict[str, torch.Tensor], real: torch.Tensor, fe
     """
     import warnings
 
-    from medsynth.metrics import (MetricResult, fid_from_features, inception_features, kid_from_features,
-                                  psnr, ssim)
+    from medsynth.metrics import MetricResult, fid_from_features, inception_features, kid_from_features, psnr, ssim
 
     def unit(x: torch.Tensor) -> torch.Tensor:
         return ((x.float() + 1) / 2).clamp(0, 1)
@@ -249,7 +297,10 @@ def evaluate_translations(fakes: dict[str, torch.Tensor], real: torch.Tensor, fe
             fid_v = fid_from_features(f_real, f_fake)
         kid_v, kid_s = kid_from_features(f_real, f_fake, subset_size=kid_subset, seed=seed)
         n = (len(f_real), len(f_fake))
-        out[name] = {"fid": MetricResult(fid_v, "FID", kind, dims, *n),
-                     "kid": MetricResult(kid_v, "KID", kind, dims, *n, std=kid_s),
-                     "ssim": float(ssim(unit(fake), unit(real))), "psnr": float(psnr(unit(fake), unit(real)))}
+        out[name] = {
+            "fid": MetricResult(fid_v, "FID", kind, dims, *n),
+            "kid": MetricResult(kid_v, "KID", kind, dims, *n, std=kid_s),
+            "ssim": float(ssim(unit(fake), unit(real))),
+            "psnr": float(psnr(unit(fake), unit(real))),
+        }
     return out

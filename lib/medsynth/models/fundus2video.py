@@ -34,6 +34,7 @@ feature-matching loss compares real and fake features of one and the same D.
 The dataset lives in :mod:`medsynth.data.fundus2video`, the evaluation in :mod:`medsynth.metrics.video_eval`
 (both re-exported here).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -47,15 +48,30 @@ from torch import nn
 from medsynth.blocks import init_weights
 from medsynth.data.fundus2video import VideoDataset
 from medsynth.discriminators import MultiScaleDiscriminator
-from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss
+from medsynth.losses import GANLoss, feature_matching_loss, optional_vgg_loss
+from medsynth.metrics.video_eval import evaluate, evaluate_baselines, photos_and_videos, score_videos
 from medsynth.models.pix2pixhd import GlobalGenerator
 from medsynth.patchnce import NCE_TEMPERATURE, NUM_PATCHES, PatchProjector, patch_nce_loss
-from medsynth.metrics.video_eval import evaluate, evaluate_baselines, photos_and_videos, score_videos
-from medsynth.training import adam, eval_mode, GANTask, set_requires_grad, StepContext, unwrap
+from medsynth.training import GANTask, StepContext, adam, eval_mode, set_requires_grad, unwrap
 
-__all__ = ["WINDOW", "window_indices", "Fundus2VideoGenerator", "iter_rollout", "rollout", "attention_loss",
-           "Techniques", "ABLATIONS", "PAPER_TABLE1", "Fundus2VideoTask", "VideoDataset", "p_generated",
-           "score_videos", "evaluate", "evaluate_baselines", "photos_and_videos"]
+__all__ = [
+    "WINDOW",
+    "window_indices",
+    "Fundus2VideoGenerator",
+    "iter_rollout",
+    "rollout",
+    "attention_loss",
+    "Techniques",
+    "ABLATIONS",
+    "PAPER_TABLE1",
+    "Fundus2VideoTask",
+    "VideoDataset",
+    "p_generated",
+    "score_videos",
+    "evaluate",
+    "evaluate_baselines",
+    "photos_and_videos",
+]
 
 WINDOW = 3  # frames per generator output (and per previous-window input)
 
@@ -81,8 +97,10 @@ class Fundus2VideoGenerator(nn.Module):
         self.net = GlobalGenerator(3 + WINDOW, WINDOW, ngf, n_down, n_blocks, norm)
         self.n_down = n_down
         self.n_taps = n_down + 2 if n_blocks else n_down + 1  # body children tapped
-        top = ngf * 2 ** n_down
-        self.nce_channels = [3 + WINDOW, ngf] + [ngf * 2 ** (i + 1) for i in range(n_down)] + ([top] if n_blocks else [])
+        top = ngf * 2**n_down
+        self.nce_channels = (
+            [3 + WINDOW, ngf] + [ngf * 2 ** (i + 1) for i in range(n_down)] + ([top] if n_blocks else [])
+        )
 
     def forward(self, cf: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(torch.cat([cf, prev], 1))
@@ -97,8 +115,9 @@ class Fundus2VideoGenerator(nn.Module):
 
 
 @torch.no_grad()
-def iter_rollout(G: nn.Module, cf: torch.Tensor, n_frames: int, average: bool = True,
-                 stats: dict | None = None) -> Iterator[torch.Tensor]:
+def iter_rollout(
+    G: nn.Module, cf: torch.Tensor, n_frames: int, average: bool = True, stats: dict | None = None
+) -> Iterator[torch.Tensor]:
     """Generate frame by frame; yields each finished frame (N,1,H,W) in time order.
 
     ``average=True``: triple-frame averaging (Sec. 2.1) -- frame k is the mean of the predictions of
@@ -116,7 +135,7 @@ def iter_rollout(G: nn.Module, cf: torch.Tensor, n_frames: int, average: bool = 
             k = n + c
             if k >= n_frames:  # a clamped repeat of the last frame: not a prediction of its own
                 continue
-            sums[k] = out[:, c:c + 1] + sums.get(k, 0.0)
+            sums[k] = out[:, c : c + 1] + sums.get(k, 0.0)
             counts[k] = counts.get(k, 0) + 1
         if stats is not None:
             stats["max_buffered"] = max(stats.get("max_buffered", 0), len(sums))
@@ -168,9 +187,13 @@ class Techniques:
 
 _OFF = Techniques(False, False, False, False)
 ABLATIONS: dict[str, Techniques] = {
-    "baseline": _OFF, "attention": replace(_OFF, attention=True), "up": replace(_OFF, up=True),
-    "sp": replace(_OFF, sp=True), "kd": replace(_OFF, kd=True),
-    "all_lesion_mask": Techniques(mask="lesion"), "all_knowledge_mask": Techniques(),
+    "baseline": _OFF,
+    "attention": replace(_OFF, attention=True),
+    "up": replace(_OFF, up=True),
+    "sp": replace(_OFF, sp=True),
+    "kd": replace(_OFF, kd=True),
+    "all_lesion_mask": Techniques(mask="lesion"),
+    "all_knowledge_mask": Techniques(),
 }
 
 # Table 1, Fundus2Video rows (technique columns read as attention, UP, SP, KD; see the module docstring).
@@ -205,34 +228,59 @@ class Fundus2VideoTask(GANTask):
     ``vgg_features``: "off" (default), "pretrained" or "random", as in :class:`Pix2PixHDTask`.
     """
 
-    def __init__(self, ngf: int = 64, n_down: int = 4, n_blocks: int = 9, ndf: int = 64, num_d: int = 3,
-                 n_layers_d: int = 3, techniques: Techniques = Techniques(),
-                 lambdas: tuple[float, float, float, float] = (1.0, 1.0, 4.0, 2.0), lambda_feat: float = 10.0,
-                 lambda_vgg: float = 10.0, vgg_features: str = "off", lr: float = 2e-4,
-                 betas: tuple[float, float] = (0.5, 0.999), num_patches: int = NUM_PATCHES,
-                 tau: float = NCE_TEMPERATURE, nce_nc: int = 256, windows_per_step: int | None = None,
-                 tf_ramp_every: int = 100, tf_until: int = 1000, seed: int = 0) -> None:
+    def __init__(
+        self,
+        ngf: int = 64,
+        n_down: int = 4,
+        n_blocks: int = 9,
+        ndf: int = 64,
+        num_d: int = 3,
+        n_layers_d: int = 3,
+        techniques: Techniques = Techniques(),
+        lambdas: tuple[float, float, float, float] = (1.0, 1.0, 4.0, 2.0),
+        lambda_feat: float = 10.0,
+        lambda_vgg: float = 10.0,
+        vgg_features: str = "off",
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        num_patches: int = NUM_PATCHES,
+        tau: float = NCE_TEMPERATURE,
+        nce_nc: int = 256,
+        windows_per_step: int | None = None,
+        tf_ramp_every: int = 100,
+        tf_until: int = 1000,
+        seed: int = 0,
+    ) -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             g = init_weights(Fundus2VideoGenerator(ngf, n_down, n_blocks))
-            d = init_weights(MultiScaleDiscriminator(3 + WINDOW, num_d, ndf=ndf, n_layers=n_layers_d,
-                                                     norm="instance", padding=2))
+            d = init_weights(
+                MultiScaleDiscriminator(3 + WINDOW, num_d, ndf=ndf, n_layers=n_layers_d, norm="instance", padding=2)
+            )
             f = PatchProjector(g.nce_channels, nce_nc)
         self.nets: dict[str, nn.Module] = {"G": g, "D": d, "F": f}
-        self.opts = {"G": adam([*g.parameters(), *f.parameters()], lr, betas),
-                     "D": adam(d.parameters(), lr, betas)}
+        self.opts = {"G": adam([*g.parameters(), *f.parameters()], lr, betas), "D": adam(d.parameters(), lr, betas)}
         self.tech, self.lambdas = techniques, tuple(lambdas)
         self.lambda_feat, self.lambda_vgg = lambda_feat, lambda_vgg
         self.num_patches, self.tau = num_patches, tau
         self.windows_per_step, self.tf_ramp_every, self.tf_until = windows_per_step, tf_ramp_every, tf_until
         self.gan = GANLoss("lsgan")
-        if vgg_features not in ("pretrained", "random", "off"):
-            raise ValueError(f"vgg_features must be 'pretrained', 'random' or 'off', got {vgg_features!r}")
-        self.vgg = None if vgg_features == "off" else VGGLoss(vgg_features, seed=seed)
-        self.vgg_features = "off" if self.vgg is None else self.vgg.features_kind
-        self.config = dict(ngf=ngf, n_down=n_down, n_blocks=n_blocks, ndf=ndf, num_d=num_d, n_layers_d=n_layers_d,
-                           techniques=asdict(techniques), lambdas=list(lambdas), lr=lr, num_patches=num_patches,
-                           tau=tau, windows_per_step=windows_per_step, vgg=self.vgg_features)
+        self.vgg, self.vgg_features = optional_vgg_loss(vgg_features, seed)
+        self.config = dict(
+            ngf=ngf,
+            n_down=n_down,
+            n_blocks=n_blocks,
+            ndf=ndf,
+            num_d=num_d,
+            n_layers_d=n_layers_d,
+            techniques=asdict(techniques),
+            lambdas=list(lambdas),
+            lr=lr,
+            num_patches=num_patches,
+            tau=tau,
+            windows_per_step=windows_per_step,
+            vgg=self.vgg_features,
+        )
 
     # -- helpers ---------------------------------------------------------------------------------
     def mask_of(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -242,10 +290,13 @@ class Fundus2VideoTask(GANTask):
         return batch["km" if self.tech.mask == "knowledge" else "lesion"].float()
 
     def _nce(self, q_feats: list[torch.Tensor], key_img: torch.Tensor) -> torch.Tensor:
-        return patch_nce_loss(q_feats, unwrap(self.nets["G"]).encode(key_img), self.nets["F"], self.num_patches, self.tau)
+        return patch_nce_loss(
+            q_feats, unwrap(self.nets["G"]).encode(key_img), self.nets["F"], self.num_patches, self.tau
+        )
 
-    def _window_step(self, cf: torch.Tensor, prev: torch.Tensor, target: torch.Tensor, m: torch.Tensor,
-                     ctx: StepContext) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def _window_step(
+        self, cf: torch.Tensor, prev: torch.Tensor, target: torch.Tensor, m: torch.Tensor, ctx: StepContext
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         G, D, t = self.nets["G"], self.nets["D"], self.tech
         l_att, l_up, l_sp, l_kd = self.lambdas
         zero = torch.zeros((), device=cf.device)
@@ -267,7 +318,7 @@ class Fundus2VideoTask(GANTask):
             g_fake = D(fake_in, features=True)
             out["G_gan"] = self.gan(g_fake, True)
             out["G_fm"] = self.lambda_feat * feature_matching_loss(g_fake, d_real)
-            out["G_vgg"] = (self.lambda_vgg * self.vgg(fake.float(), target.float()) if self.vgg is not None else zero)
+            out["G_vgg"] = self.lambda_vgg * self.vgg(fake.float(), target.float()) if self.vgg is not None else zero
             out["G_att"] = l_att * attention_loss(feat, m) if t.attention else zero
             if t.up or t.sp:
                 q = unwrap(G).encode(fake * m)  # a method, not forward: call it on the plain module
@@ -300,7 +351,7 @@ class Fundus2VideoTask(GANTask):
             if n == 0:
                 prev = cf
             elif prev_gen is not None and float(torch.rand(())) < p_gen:
-                prev = prev_gen           # teacher forcing off: the model's own previous window
+                prev = prev_gen  # teacher forcing off: the model's own previous window
             else:
                 prev = frames[:, window_indices(n - 1, T)]
             losses, prev_gen = self._window_step(cf, prev, frames[:, window_indices(n, T)], m, ctx)

@@ -13,7 +13,17 @@ notebook says with numbers why not. :func:`diagnose` gives those numbers, all sc
 * ``mean training video`` / ``random training video`` -- the input-free baselines;
 * ``nearest training video (oracle)`` -- per test eye, the training video closest to its true video (it peeks at
   the answer): how far apart the eyes are, i.e. the room there is above the mean.
+
+:func:`photo_ceiling` (phantom eyes only) asks what the photograph can determine at all. The phantom renders each
+eye's angiography from the anatomy the photo shows *and* from draws the photo cannot show (camera gain, gamma,
+background and vessel levels, choroidal texture, noise, misalignment); ``make_retina(..., fa_draw=k)`` redraws only
+the latter -- another angiography session of the same eye. Averaging ``n_draws`` sessions estimates
+``E[video | photo]``, the per-pixel best any predictor can do in squared error; one other session is what an ideal
+conditional *sampler* would produce; the same session rescaled to the expected brightness is roughly what a perfect
+*deterministic* generator (pix2pixHD's G has no noise input) would produce: the photo's anatomy and the expected gain,
+with invented texture and noise.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,7 +36,15 @@ from medsynth.models import fundus2video as f2v
 from medsynth.models.pix2pix import UNetGenerator
 from medsynth.training import eval_mode
 
-__all__ = ["teacher_forced_videos", "train_l1_unet", "diagnose"]
+__all__ = ["teacher_forced_videos", "train_l1_unet", "diagnose", "photo_ceiling", "CEILING_ROWS"]
+
+#: :func:`photo_ceiling`'s rows
+CEILING_ROWS = (
+    "E[video | photo] (best possible predictor)",
+    "another session of the same eye (ideal sampler)",
+    "another session at the expected brightness",
+    "mean training video x true gain (oracle)",
+)
 
 
 @torch.no_grad()
@@ -41,8 +59,9 @@ def teacher_forced_videos(G: torch.nn.Module, cf: torch.Tensor, frames: torch.Te
     return torch.stack(out, 1)
 
 
-def train_l1_unet(train_ds: Dataset, steps: int, lr: float = 1e-3, batch_size: int = 2, seed: int = 0,
-                  ngf: int = 16) -> UNetGenerator:
+def train_l1_unet(
+    train_ds: Dataset, steps: int, lr: float = 1e-3, batch_size: int = 2, seed: int = 0, ngf: int = 16
+) -> UNetGenerator:
     """A pix2pix U-Net (6 levels, instance norm, no dropout) from the photo to all T frames, L1 loss, Adam."""
     item = train_ds[0]
     T, size = item["frames"].shape[0], item["frames"].shape[-1]
@@ -72,8 +91,15 @@ def _ps(real01: torch.Tensor, fake01: torch.Tensor) -> dict[str, float]:
     return {"PSNR": float(framewise(real01, f, psnr).mean()), "SSIM": float(framewise(real01, f, ssim).mean())}
 
 
-def diagnose(task: Any, train_ds: Dataset, train_eval: Dataset, test_ds: Dataset, steps: int, seed: int = 0,
-             unet_lr: float = 1e-3) -> dict[str, dict[str, float]]:
+def diagnose(
+    task: Any,
+    train_ds: Dataset,
+    train_eval: Dataset,
+    test_ds: Dataset,
+    steps: int,
+    seed: int = 0,
+    unet_lr: float = 1e-3,
+) -> dict[str, dict[str, float]]:
     """PSNR / SSIM (ours, [0,1]) of the rows in the module docstring, on ``test_ds``."""
     from medsynth.evidence import BASELINES, baseline_predictions
 
@@ -92,6 +118,70 @@ def diagnose(task: Any, train_ds: Dataset, train_eval: Dataset, test_ds: Dataset
     base = baseline_predictions(train01, len(real01), seed=seed)
     rows["mean training video"] = _ps(real01, base[BASELINES[0]])
     rows["random training video"] = _ps(real01, base[BASELINES[1]])
-    d = ((real01[:, None] - train01[None]) ** 2).flatten(2).mean(2)           # (n_test, n_train)
+    d = ((real01[:, None] - train01[None]) ** 2).flatten(2).mean(2)  # (n_test, n_train)
     rows["nearest training video (oracle)"] = _ps(real01, train01[d.argmin(1)])
     return rows
+
+
+def _ls_gain(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Per video (dim 0), the factor g minimising ||target - g * pred||^2, shaped to broadcast over (T,C,H,W)."""
+    g = (target * pred).flatten(1).sum(1) / (pred * pred).flatten(1).sum(1).clamp_min(1e-8)
+    return g.view(-1, *([1] * (pred.dim() - 1)))
+
+
+def photo_ceiling(
+    test_root: Any, split: str = "test", n_draws: int = 16, train01: torch.Tensor | None = None
+) -> dict[str, Any]:
+    """How much of each test video its photograph determines, on phantom eyes (``{}`` for real data).
+
+    Re-renders every eye of ``split`` (seeds and generator settings from ``meta.json``) ``n_draws`` times with
+    :func:`medsynth.data.make_retina`'s ``fa_draw`` (8-bit quantised like the stored frames) and scores, against
+    the stored videos with the same per-frame PSNR/SSIM as :func:`diagnose`: the draws' mean (``E[video | photo]``)
+    draw 0, and draw 0 rescaled per eye by its least-squares gain against the draws' mean (:data:`CEILING_ROWS`);
+    with ``train01`` (training videos in [0, 1]) also the mean training video
+    rescaled per eye by its least-squares gain against the true video (it peeks at the answer's brightness).
+    ``"photo_share"``: the share of the test videos' per-pixel variance that ``E[video | photo]`` explains,
+    ``Var(E[y|x]) / (Var(E[y|x]) + E[Var(y|x)])`` over the eyes and draws.
+    """
+    import json
+    from pathlib import Path
+
+    from medsynth.data import SequenceDataset, make_retina
+
+    root = Path(test_root)
+    meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").is_file() else {}
+    if meta.get("source") != "phantom" or meta.get("kind") != "retina_seq":
+        return {}
+    prm = meta.get("params", {})
+    ids = meta["splits"][split]
+    size = tuple(meta["size"])
+    kw = dict(
+        severity=prm.get("severity", 0.5),
+        n_frames=int(prm.get("n_frames", 12)),
+        misalign=float(prm.get("misalign", 0.0)),
+    )
+    seq = SequenceDataset(root, split, crop=None, flip=False)
+    real01 = (torch.stack([seq[i]["frames"] for i in range(len(seq))]) + 1) / 2  # (N,T,1,H,W)
+    draws = np.stack(
+        [
+            [
+                np.round(make_retina(meta["items"][f"{split}/{iid}"]["seed"], size, fa_draw=d, **kw).frames * 255) / 255
+                for d in range(n_draws)
+            ]
+            for iid in ids
+        ]
+    )
+    draws_t = torch.from_numpy(draws).float()[:, :, :, None]  # (N,K,T,1,H,W)
+    cond = draws_t.mean(1)
+    one = draws_t[:, 0]
+    rows = {
+        CEILING_ROWS[0]: _ps(real01, cond),
+        CEILING_ROWS[1]: _ps(real01, one),
+        CEILING_ROWS[2]: _ps(real01, one * _ls_gain(cond, one)),
+    }
+    if train01 is not None:
+        m = train01.mean(0, keepdim=True).expand_as(real01)
+        rows[CEILING_ROWS[3]] = _ps(real01, m * _ls_gain(real01, m))
+    within = float(draws_t.var(1).mean())
+    between = float(cond.var(0).mean())
+    return {"rows": rows, "photo_share": between / (between + within), "n_draws": n_draws}

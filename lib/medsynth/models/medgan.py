@@ -29,6 +29,7 @@ What comes from where (the course could retrieve the paper's abstract and the su
 * **Training** (Sec. II-D; summary): Adam, lr 2e-4, beta1 0.5; D updated once per 3 CasNet iterations.
   Inference 115 ms per 256x256 image and 36 h training on one Titan X (summary).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,20 +41,37 @@ from torch import nn
 
 from medsynth.blocks import count_params, init_weights
 from medsynth.discriminators import PatchDiscriminator
-from medsynth.losses import GANLoss, VGGStyleContentLoss, VGG19_LAYERS
+from medsynth.losses import VGG19_LAYERS, GANLoss, VGGStyleContentLoss
 from medsynth.models import translate
 from medsynth.models.pix2pix import UNetGenerator
-from medsynth.training import adam, GANTask, set_requires_grad, StepContext
+from medsynth.training import GANTask, StepContext, adam, set_requires_grad
 
-__all__ = ["CasNet", "ublock", "MedGANTask", "d_perceptual_loss", "PERCEPTUAL_WEIGHTS", "LAMBDAS", "PAPER",
-           "generator_params"]
+__all__ = [
+    "CasNet",
+    "ublock",
+    "MedGANTask",
+    "d_perceptual_loss",
+    "PERCEPTUAL_WEIGHTS",
+    "LAMBDAS",
+    "PAPER",
+    "generator_params",
+]
 
 #: lambda_1 (perceptual), lambda_2 (style), lambda_3 (content): recalled from arXiv:1806.06397, unverified
 LAMBDAS = {"perceptual": 20.0, "style": 1e-4, "content": 1e-4}
 #: lambda_pi for i = 0 (pixel), 1, 2 (the 16x16 PatchGAN's two hidden layers): the paper's not retrieved; 1 each
 PERCEPTUAL_WEIGHTS = (1.0, 1.0, 1.0)
-PAPER = {"n_ublocks": 6, "encoder_stages": 8, "image_size": 256, "patch": 16, "lr": 2e-4, "beta1": 0.5,
-         "d_every": 3, "inference_ms_titan_x": 115, "training_hours_titan_x": 36}
+PAPER = {
+    "n_ublocks": 6,
+    "encoder_stages": 8,
+    "image_size": 256,
+    "patch": 16,
+    "lr": 2e-4,
+    "beta1": 0.5,
+    "d_every": 3,
+    "inference_ms_titan_x": 115,
+    "training_hours_titan_x": 36,
+}
 
 
 def ublock(in_ch: int = 1, out_ch: int = 1, num_downs: int = 8, ngf: int = 64, norm: str = "batch") -> UNetGenerator:
@@ -67,13 +85,15 @@ class CasNet(nn.Module):
     ``forward(x, all_outputs=True)`` returns every block's output image (to watch the refinement).
     """
 
-    def __init__(self, in_ch: int = 1, out_ch: int = 1, n_blocks: int = 6, num_downs: int = 8, ngf: int = 64,
-                 norm: str = "batch") -> None:
+    def __init__(
+        self, in_ch: int = 1, out_ch: int = 1, n_blocks: int = 6, num_downs: int = 8, ngf: int = 64, norm: str = "batch"
+    ) -> None:
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"CasNet needs n_blocks >= 1, got {n_blocks}")
-        self.blocks = nn.ModuleList(ublock(in_ch if i == 0 else out_ch, out_ch, num_downs, ngf, norm)
-                                    for i in range(n_blocks))
+        self.blocks = nn.ModuleList(
+            ublock(in_ch if i == 0 else out_ch, out_ch, num_downs, ngf, norm) for i in range(n_blocks)
+        )
 
     def forward(self, x: torch.Tensor, all_outputs: bool = False) -> torch.Tensor | list[torch.Tensor]:
         outs = []
@@ -88,8 +108,13 @@ def generator_params(n_blocks: int = 6, num_downs: int = 8, ngf: int = 64, in_ch
     return count_params(CasNet(in_ch, out_ch, n_blocks, num_downs, ngf))
 
 
-def d_perceptual_loss(fake: torch.Tensor, real: torch.Tensor, fake_feats: Sequence[torch.Tensor],
-                      real_feats: Sequence[torch.Tensor], weights: Sequence[float]) -> tuple[torch.Tensor, list]:
+def d_perceptual_loss(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    fake_feats: Sequence[torch.Tensor],
+    real_feats: Sequence[torch.Tensor],
+    weights: Sequence[float],
+) -> tuple[torch.Tensor, list]:
     """MedGAN's perceptual loss (Sec. II-A): ``sum_i lambda_pi * mean|D_i(x, G(x)) - D_i(x, y)|``.
 
     ``i = 0`` is the pixel term ``mean|G(x) - y|``; ``i >= 1`` are the discriminator's hidden activations
@@ -97,13 +122,14 @@ def d_perceptual_loss(fake: torch.Tensor, real: torch.Tensor, fake_feats: Sequen
     ``1/(h_i w_i d_i)`` normalisation, averaged over the batch. Real features are constants (detached).
     Returns the weighted sum and the unweighted terms ``[P_0, P_1, ...]``.
     """
-    hidden = list(zip(fake_feats[:-1], real_feats[:-1]))
+    hidden = list(zip(fake_feats[:-1], real_feats[:-1], strict=True))
     if len(weights) != len(hidden) + 1:
-        raise ValueError(f"{len(hidden) + 1} perceptual weights needed (pixel + {len(hidden)} D layers), "
-                         f"got {len(weights)}")
+        raise ValueError(
+            f"{len(hidden) + 1} perceptual weights needed (pixel + {len(hidden)} D layers), got {len(weights)}"
+        )
     terms = [F.l1_loss(fake.float(), real.float())]
     terms += [F.l1_loss(f.float(), r.detach().float()) for f, r in hidden]
-    return sum(w * t for w, t in zip(weights, terms)), terms
+    return sum(w * t for w, t in zip(weights, terms, strict=True)), terms
 
 
 class MedGANTask(GANTask):
@@ -118,11 +144,26 @@ class MedGANTask(GANTask):
     Batches are ``{"src": (N,1,H,W), "dst": (N,1,H,W)}`` in [-1, 1].
     """
 
-    def __init__(self, in_ch: int = 1, out_ch: int = 1, n_blocks: int = 6, num_downs: int = 8, ngf: int = 64,
-                 ndf: int = 64, n_layers_d: int = 1, perceptual: bool = True, style: bool = True,
-                 lambdas: dict[str, float] | None = None, perceptual_weights: Sequence[float] | None = None,
-                 vgg_features: str = "pretrained", vgg_layers: Sequence[int] = VGG19_LAYERS[:4], d_every: int = 3,
-                 lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), seed: int = 0) -> None:
+    def __init__(
+        self,
+        in_ch: int = 1,
+        out_ch: int = 1,
+        n_blocks: int = 6,
+        num_downs: int = 8,
+        ngf: int = 64,
+        ndf: int = 64,
+        n_layers_d: int = 1,
+        perceptual: bool = True,
+        style: bool = True,
+        lambdas: dict[str, float] | None = None,
+        perceptual_weights: Sequence[float] | None = None,
+        vgg_features: str = "pretrained",
+        vgg_layers: Sequence[int] = VGG19_LAYERS[:4],
+        d_every: int = 3,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        seed: int = 0,
+    ) -> None:
         if d_every < 1:
             raise ValueError(f"d_every must be >= 1, got {d_every}")
         with torch.random.fork_rng(devices=[]):
@@ -157,8 +198,9 @@ class MedGANTask(GANTask):
         if d_step:
             set_requires_grad(D, True)
             with ctx.autocast():
-                loss_d = 0.5 * (self.gan(D(torch.cat([src, fake.detach()], 1)), False)
-                                + self.gan(D(torch.cat([src, dst], 1)), True))
+                loss_d = 0.5 * (
+                    self.gan(D(torch.cat([src, fake.detach()], 1)), False) + self.gan(D(torch.cat([src, dst], 1)), True)
+                )
             ctx.update(loss_d, "D")
             self._last_d = loss_d.detach()
         set_requires_grad(D, False)

@@ -5,6 +5,7 @@ hands the per-seed records to :func:`medsynth.evidence.evaluate_claims` with :fu
 task -- the four Table I rows, pix2pix (Table II) and the input-free baselines -- is scored by the same
 :func:`evaluate` on the same test slices.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,14 +26,27 @@ from medsynth.models.medgan import MedGANTask
 from medsynth.models.pix2pix import Pix2PixTask
 from medsynth.training import GANTask
 
-__all__ = ["MedGANPreset", "PRESETS", "MODELS", "ABLATION", "PRIMARY", "COPY_TASKS", "PAPER_TABLE2_ROWS",
-           "build_tasks", "evaluate", "run_seed", "claims", "scores_json", "headline"]
+__all__ = [
+    "MedGANPreset",
+    "PRESETS",
+    "MODELS",
+    "ABLATION",
+    "PRIMARY",
+    "COPY_TASKS",
+    "PAPER_TABLE2_ROWS",
+    "build_tasks",
+    "evaluate",
+    "run_seed",
+    "claims",
+    "scores_json",
+    "headline",
+]
 
 #: Table I's rows (the ablation, in the paper's order) then Table II's re-run comparison
 ABLATION = ("cGAN", "cGAN + perceptual", "cGAN + perceptual + style", "MedGAN")
 MODELS = ABLATION + ("pix2pix",)
-PRIMARY = ("ssim", True)                 # (metric, higher is better)
-METRICS = {"ssim": True, "psnr": True, "mse": False, "uqi": True, "lpips": False}   # name -> higher is better
+PRIMARY = ("ssim", True)  # (metric, higher is better)
+METRICS = {"ssim": True, "psnr": True, "mse": False, "uqi": True, "lpips": False}  # name -> higher is better
 #: tasks whose input and target share a modality: "copy the degraded input" is the baseline to beat
 COPY_TASKS = ("motion", "denoise")
 #: Table II's other rows: compared in the paper, not re-run here; their numbers could not be retrieved
@@ -57,15 +71,48 @@ class MedGANPreset(presets.Preset):
 
 
 PRESETS: dict[str, MedGANPreset] = {
-    # 64x64 slices, 6 encoder stages (64 -> 1), G widths 1/8 and D widths 1/4 of the paper, VGG19 to relu2_1; ~3 min CPU time
-    "quick": MedGANPreset("quick", steps=150, batch_size=4, image_size=64, n_seeds=1, log_every=10,
-                          num_downs=6, ngf=8, ndf=16, vgg_layers=VGG19_LAYERS[:2]),
+    # 64x64 slices, 6 encoder stages (64 -> 1), G widths 1/8 and D widths 1/4 of the paper, VGG19 to relu2_1;
+    # ~3 min CPU time
+    "quick": MedGANPreset(
+        "quick",
+        steps=150,
+        batch_size=4,
+        image_size=64,
+        n_seeds=1,
+        log_every=10,
+        num_downs=6,
+        ngf=8,
+        ndf=16,
+        vgg_layers=VGG19_LAYERS[:2],
+    ),
     # the same networks trained 2x longer, over 3 seeds: the committed reference run
-    "standard": MedGANPreset("standard", steps=300, batch_size=4, image_size=64, n_seeds=3, log_every=25,
-                             num_downs=6, ngf=8, ndf=16, vgg_layers=VGG19_LAYERS[:2]),
+    "standard": MedGANPreset(
+        "standard",
+        steps=300,
+        batch_size=4,
+        image_size=64,
+        n_seeds=3,
+        log_every=25,
+        num_downs=6,
+        ngf=8,
+        ndf=16,
+        vgg_layers=VGG19_LAYERS[:2],
+    ),
     # the paper's 256x256 slices, 8-stage U-blocks at width 64, 6 U-blocks; 200 epochs of ~1.9k pairs (GPU)
-    "full": MedGANPreset("full", steps=200 * 1935 // 4, batch_size=4, image_size=256, n_seeds=1, log_every=100,
-                         ckpt_every=5000, n_train=1935, n_test=414, num_downs=8, ngf=64, ndf=64),
+    "full": MedGANPreset(
+        "full",
+        steps=200 * 1935 // 4,
+        batch_size=4,
+        image_size=256,
+        n_seeds=1,
+        log_every=100,
+        ckpt_every=5000,
+        n_train=1935,
+        n_test=414,
+        num_downs=8,
+        ngf=64,
+        ndf=64,
+    ),
 }
 
 
@@ -81,21 +128,36 @@ def build_tasks(p: MedGANPreset, seed: int, vgg_features: str) -> dict[str, GANT
     }
 
 
-def evaluate(preds: Mapping[str, torch.Tensor], real: torch.Tensor, lpips_features: str = "random",
-             lpips_seed: int = 0) -> dict[str, dict[str, Any]]:
+def evaluate(
+    preds: Mapping[str, torch.Tensor], real: torch.Tensor, lpips_features: str = "random", lpips_seed: int = 0
+) -> dict[str, dict[str, Any]]:
     """Tables I-II's metrics for every row: SSIM, PSNR (dB), MSE, UQI on [0,1] images, and LPIPS (labelled)."""
     r = (real.float() + 1) / 2
     out = {}
     for row, x in preds.items():
         f = ((x.float() + 1) / 2).clamp(0, 1)
-        out[row] = {"ssim": ssim(f, r), "psnr": psnr(f, r), "mse": float(((f - r) ** 2).mean()), "uqi": uqi(f, r),
-                    "lpips": lpips(f, r, features=lpips_features, seed=lpips_seed)}
+        out[row] = {
+            "ssim": ssim(f, r),
+            "psnr": psnr(f, r),
+            "mse": float(((f - r) ** 2).mean()),
+            "uqi": uqi(f, r),
+            "lpips": lpips(f, r, features=lpips_features, seed=lpips_seed),
+        }
     return out
 
 
-def run_seed(p: MedGANPreset, seed: int, train: MedGANData, test: MedGANData, out_dir: str | Path,
-             device: str = "auto", vgg_features: str = "random", lpips_features: str = "random",
-             resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def run_seed(
+    p: MedGANPreset,
+    seed: int,
+    train: MedGANData,
+    test: MedGANData,
+    out_dir: str | Path,
+    device: str = "auto",
+    vgg_features: str = "random",
+    lpips_features: str = "random",
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train the five models on each task with seed ``seed``; score them and the baselines on the test slices.
 
     Returns ``tasks[task][model]``, ``histories``, ``train_seconds``, ``params``, ``fakes`` and
@@ -110,17 +172,26 @@ def run_seed(p: MedGANPreset, seed: int, train: MedGANData, test: MedGANData, ou
         for name, task in tasks[t].items():
             t0 = time.perf_counter()
             safe = name.replace(" + ", "_").replace(" ", "_")
-            histories[t][name] = presets.train(task, data, p, Path(out_dir) / f"seed{seed}" / t / safe, device, seed,
-                                               resume, progress=progress)
+            histories[t][name] = presets.train(
+                task, data, p, Path(out_dir) / f"seed{seed}" / t / safe, device, seed, resume, progress=progress
+            )
             seconds[t][name] = time.perf_counter() - t0
         test_src, test_dst = test.pair(t)
         fakes[t] = {name: translate(task, test_src, batch_size=8) for name, task in tasks[t].items()}
-        base = evidence.baseline_predictions(dst, len(test_dst), seed=seed,
-                                             inputs=test_src if t in COPY_TASKS else None)
+        base = evidence.baseline_predictions(
+            dst, len(test_dst), seed=seed, inputs=test_src if t in COPY_TASKS else None
+        )
         scores[t] = evaluate({**fakes[t], **base}, test_dst, lpips_features)
     params = {n: sum(count_params(m) for m in task.nets.values()) for n, task in tasks[p.tasks[0]].items()}
-    return {"seed": seed, "tasks": tasks, "histories": histories, "train_seconds": seconds, "fakes": fakes,
-            "params": params, "scores": scores}
+    return {
+        "seed": seed,
+        "tasks": tasks,
+        "histories": histories,
+        "train_seconds": seconds,
+        "fakes": fakes,
+        "params": params,
+        "scores": scores,
+    }
 
 
 def _s(run: Mapping[str, Any], task: str, row: str, metric: str = "ssim") -> float:
@@ -133,26 +204,35 @@ def claims(task_names: tuple[str, ...] = tuple(TASKS)) -> list[evidence.Claim]:
     out = []
 
     def better(t: str, a: str, b: str, paper: str) -> evidence.Claim:
-        return evidence.Claim(f"[{t}] {a} beats {b} in SSIM", paper, lambda r: _s(r, t, a) - _s(r, t, b),
-                              f"SSIM({a}) - SSIM({b})")
+        return evidence.Claim(
+            f"[{t}] {a} beats {b} in SSIM", paper, lambda r: _s(r, t, a) - _s(r, t, b), f"SSIM({a}) - SSIM({b})"
+        )
 
     for t in task_names:
-        out += [better(t, "cGAN + perceptual", "cGAN", "Table I: adding the perceptual loss improves every metric"),
-                better(t, "cGAN + perceptual + style", "cGAN + perceptual", "Table I: adding style/content improves"),
-                better(t, "MedGAN", "cGAN + perceptual + style", "Table I: CasNet beats a single U-block"),
-                better(t, "MedGAN", "pix2pix", "Table II: MedGAN beats pix2pix"),
-                evidence.Claim(f"[{t}] every model beats the mean training target in SSIM", "implied (not reported)",
-                               lambda r, t=t: min(_s(r, t, m) for m in MODELS) - _s(r, t, mean),
-                               f"min over models of SSIM(model) - SSIM({mean})")]
+        out += [
+            better(t, "cGAN + perceptual", "cGAN", "Table I: adding the perceptual loss improves every metric"),
+            better(t, "cGAN + perceptual + style", "cGAN + perceptual", "Table I: adding style/content improves"),
+            better(t, "MedGAN", "cGAN + perceptual + style", "Table I: CasNet beats a single U-block"),
+            better(t, "MedGAN", "pix2pix", "Table II: MedGAN beats pix2pix"),
+            evidence.Claim(
+                f"[{t}] every model beats the mean training target in SSIM",
+                "implied (not reported)",
+                lambda r, t=t: min(_s(r, t, m) for m in MODELS) - _s(r, t, mean),
+                f"min over models of SSIM(model) - SSIM({mean})",
+            ),
+        ]
         if t in COPY_TASKS:
-            out.append(better(t, "MedGAN", evidence.BASELINES[2], "implied: the corrected image beats the degraded one"))
+            out.append(
+                better(t, "MedGAN", evidence.BASELINES[2], "implied: the corrected image beats the degraded one")
+            )
     return out
 
 
 def scores_json(scores: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
     """Scores as plain numbers per task and row (for metrics.json and the per-seed record)."""
-    return {t: {row: {k: evidence.number(v) for k, v in m.items()} for row, m in rows.items()}
-            for t, rows in scores.items()}
+    return {
+        t: {row: {k: evidence.number(v) for k, v in m.items()} for row, m in rows.items()} for t, rows in scores.items()
+    }
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ innermost layers is the generator's only noise (Sec. 3.1); the paper keeps it (a
 statistics) on at test time, whereas ``sample`` and :func:`medsynth.models.translate` use eval mode
 (running statistics, no dropout), like the reference ``test.py`` with ``--eval``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,7 +20,7 @@ from medsynth.blocks import UNetBlock, init_weights
 from medsynth.discriminators import PatchDiscriminator
 from medsynth.losses import GANLoss
 from medsynth.models import translate
-from medsynth.training import adam, GANTask, set_requires_grad, StepContext
+from medsynth.training import GANTask, StepContext, adam, set_requires_grad
 
 __all__ = ["UNetGenerator", "Pix2PixTask"]
 
@@ -32,8 +33,15 @@ class UNetGenerator(nn.Module):
     ``2**num_downs``.
     """
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 1, num_downs: int = 8, ngf: int = 64,
-                 norm: str = "batch", dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_ch: int = 3,
+        out_ch: int = 1,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError("num_downs must be >= 5 (ngf..8ngf ladder)")
@@ -47,7 +55,7 @@ class UNetGenerator(nn.Module):
         self.model = UNetBlock(out_ch, ngf, in_ch=in_ch, submodule=block, outermost=True, norm=norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = 2 ** self.num_downs
+        f = 2**self.num_downs
         if x.shape[-1] % f or x.shape[-2] % f:
             raise ValueError(f"input {tuple(x.shape[-2:])} must be divisible by 2**num_downs = {f}")
         return self.model(x)
@@ -59,16 +67,26 @@ class Pix2PixTask(GANTask):
     Batches are ``{"src": (N,3,H,W), "dst": (N,1,H,W)}`` in [-1, 1].
     """
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 1, num_downs: int = 8, ngf: int = 64, ndf: int = 64,
-                 n_layers_d: int = 3, lambda_l1: float = 100.0, gan_mode: str = "vanilla",
-                 lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), seed: int = 0) -> None:
+    def __init__(
+        self,
+        in_ch: int = 3,
+        out_ch: int = 1,
+        num_downs: int = 8,
+        ngf: int = 64,
+        ndf: int = 64,
+        n_layers_d: int = 3,
+        lambda_l1: float = 100.0,
+        gan_mode: str = "vanilla",
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        seed: int = 0,
+    ) -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             g = init_weights(UNetGenerator(in_ch, out_ch, num_downs, ngf))
             d = init_weights(PatchDiscriminator(in_ch + out_ch, ndf, n_layers_d))
         self.nets: dict[str, nn.Module] = {"G": g, "D": d}
-        self.opts = {"G": adam(g.parameters(), lr, betas),
-                     "D": adam(d.parameters(), lr, betas)}
+        self.opts = {"G": adam(g.parameters(), lr, betas), "D": adam(d.parameters(), lr, betas)}
         self.gan = GANLoss(gan_mode)
         self.lambda_l1 = lambda_l1
 
@@ -82,8 +100,9 @@ class Pix2PixTask(GANTask):
             fake = G(src)
         set_requires_grad(D, True)
         with ctx.autocast():
-            loss_d = 0.5 * (self.gan(D(torch.cat([src, fake.detach()], 1)), False)
-                            + self.gan(D(torch.cat([src, dst], 1)), True))
+            loss_d = 0.5 * (
+                self.gan(D(torch.cat([src, fake.detach()], 1)), False) + self.gan(D(torch.cat([src, dst], 1)), True)
+            )
         ctx.update(loss_d, "D")
         set_requires_grad(D, False)
         with ctx.autocast():

@@ -11,6 +11,7 @@ Defaults follow NVIDIA's code for ``--netG local --ngf 32`` (global ngf 64, 4 do
 9 blocks; local ngf 32, 3 blocks), ``num_D 2``, ``n_layers_D 3``, ``ndf 64``, LSGAN,
 lambda_feat 10 for both feature matching and VGG, Adam 2e-4 (0.5, 0.999).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,9 +21,9 @@ from torch import nn
 
 from medsynth.blocks import ResidualBlock, avg_downsample, down, head, init_weights, stem, up
 from medsynth.discriminators import MultiScaleDiscriminator
-from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss
+from medsynth.losses import GANLoss, feature_matching_loss, optional_vgg_loss
 from medsynth.models import translate
-from medsynth.training import adam, GANTask, set_requires_grad, StepContext
+from medsynth.training import GANTask, StepContext, adam, set_requires_grad
 
 __all__ = ["GlobalGenerator", "LocalEnhancer", "Pix2PixHDGenerator", "Pix2PixHDTask"]
 
@@ -37,21 +38,30 @@ class GlobalGenerator(nn.Module):
     decoder activation (``ngf`` channels at full size): what the local enhancer / G_fine adds in.
     """
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_down: int = 4, n_blocks: int = 9,
-                 norm: str = "instance", act: str = "relu", separable: bool = False) -> None:
+    def __init__(
+        self,
+        in_ch: int = 3,
+        out_ch: int = 3,
+        ngf: int = 64,
+        n_down: int = 4,
+        n_blocks: int = 9,
+        norm: str = "instance",
+        act: str = "relu",
+        separable: bool = False,
+    ) -> None:
         super().__init__()
         self.n_down = n_down
         layers = [stem(in_ch, ngf, norm, act)]
-        layers += [down(ngf * 2 ** i, ngf * 2 ** (i + 1), norm, act) for i in range(n_down)]
-        layers += [_res_block(ngf * 2 ** n_down, separable, norm, act) for _ in range(n_blocks)]
+        layers += [down(ngf * 2**i, ngf * 2 ** (i + 1), norm, act) for i in range(n_down)]
+        layers += [_res_block(ngf * 2**n_down, separable, norm, act) for _ in range(n_blocks)]
         layers += [up(ngf * 2 ** (n_down - i), ngf * 2 ** (n_down - i - 1), norm, act) for i in range(n_down)]
         self.body = nn.Sequential(*layers)
         self.head = head(ngf, out_ch)
         self.feature_channels = ngf
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.shape[-1] % 2 ** self.n_down or x.shape[-2] % 2 ** self.n_down:
-            raise ValueError(f"input {tuple(x.shape[-2:])} must be divisible by 2**n_down = {2 ** self.n_down}")
+        if x.shape[-1] % 2**self.n_down or x.shape[-2] % 2**self.n_down:
+            raise ValueError(f"input {tuple(x.shape[-2:])} must be divisible by 2**n_down = {2**self.n_down}")
         feat = self.body(x)
         return self.head(feat), feat
 
@@ -62,8 +72,16 @@ class LocalEnhancer(nn.Module):
     ``2 * ngf`` channels at half the input size (pix2pixHD: the global generator has ``2 * ngf``).
     """
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 32, n_blocks: int = 3,
-                 norm: str = "instance", act: str = "relu", separable: bool = False) -> None:
+    def __init__(
+        self,
+        in_ch: int = 3,
+        out_ch: int = 3,
+        ngf: int = 32,
+        n_blocks: int = 3,
+        norm: str = "instance",
+        act: str = "relu",
+        separable: bool = False,
+    ) -> None:
         super().__init__()
         self.down = nn.Sequential(stem(in_ch, ngf, norm, act), down(ngf, 2 * ngf, norm, act))
         self.blocks = nn.Sequential(*[_res_block(2 * ngf, separable, norm, act) for _ in range(n_blocks)])
@@ -79,9 +97,18 @@ class Pix2PixHDGenerator(nn.Module):
     """G = {G1, G2}: the global generator runs on the input average-pooled by 2 (pix2pixHD's code),
     its feature is added into the local enhancer. ``local=False`` gives G1 alone, at full size."""
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf_local: int = 32, ngf_global: int | None = None,
-                 n_down_global: int = 4, n_blocks_global: int = 9, n_blocks_local: int = 3,
-                 local: bool = True, norm: str = "instance") -> None:
+    def __init__(
+        self,
+        in_ch: int = 3,
+        out_ch: int = 3,
+        ngf_local: int = 32,
+        ngf_global: int | None = None,
+        n_down_global: int = 4,
+        n_blocks_global: int = 9,
+        n_blocks_local: int = 3,
+        local: bool = True,
+        norm: str = "instance",
+    ) -> None:
         super().__init__()
         ngf_global = 2 * ngf_local if ngf_global is None else ngf_global
         self.global_g = GlobalGenerator(in_ch, out_ch, ngf_global, n_down_global, n_blocks_global, norm)
@@ -109,26 +136,37 @@ class Pix2PixHDTask(GANTask):
     Batches are ``{"src": (N,3,H,W), "dst": (N,1,H,W)}`` in [-1, 1].
     """
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 1, ngf_local: int = 32, n_down_global: int = 4,
-                 n_blocks_global: int = 9, n_blocks_local: int = 3, ndf: int = 64, num_d: int = 2,
-                 n_layers_d: int = 3, lambda_feat: float = 10.0, lambda_vgg: float = 10.0,
-                 vgg_features: str = "pretrained", lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        in_ch: int = 3,
+        out_ch: int = 1,
+        ngf_local: int = 32,
+        n_down_global: int = 4,
+        n_blocks_global: int = 9,
+        n_blocks_local: int = 3,
+        ndf: int = 64,
+        num_d: int = 2,
+        n_layers_d: int = 3,
+        lambda_feat: float = 10.0,
+        lambda_vgg: float = 10.0,
+        vgg_features: str = "pretrained",
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        seed: int = 0,
+    ) -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            g = init_weights(Pix2PixHDGenerator(in_ch, out_ch, ngf_local, None, n_down_global,
-                                                n_blocks_global, n_blocks_local))
-            d = init_weights(MultiScaleDiscriminator(in_ch + out_ch, num_d, ndf=ndf, n_layers=n_layers_d,
-                                                     norm="instance", padding=2))
+            g = init_weights(
+                Pix2PixHDGenerator(in_ch, out_ch, ngf_local, None, n_down_global, n_blocks_global, n_blocks_local)
+            )
+            d = init_weights(
+                MultiScaleDiscriminator(in_ch + out_ch, num_d, ndf=ndf, n_layers=n_layers_d, norm="instance", padding=2)
+            )
         self.nets: dict[str, nn.Module] = {"G": g, "D": d}
-        self.opts = {"G": adam(g.parameters(), lr, betas),
-                     "D": adam(d.parameters(), lr, betas)}
+        self.opts = {"G": adam(g.parameters(), lr, betas), "D": adam(d.parameters(), lr, betas)}
         self.gan = GANLoss("lsgan")
         self.lambda_feat, self.lambda_vgg = lambda_feat, lambda_vgg
-        if vgg_features not in ("pretrained", "random", "off"):
-            raise ValueError(f"vgg_features must be 'pretrained', 'random' or 'off', got {vgg_features!r}")
-        self.vgg = None if vgg_features == "off" else VGGLoss(vgg_features, seed=seed)
-        self.vgg_features = "off" if self.vgg is None else self.vgg.features_kind
+        self.vgg, self.vgg_features = optional_vgg_loss(vgg_features, seed)
 
     def generate(self, src: torch.Tensor) -> torch.Tensor:
         return self.nets["G"](src)
@@ -153,15 +191,23 @@ class Pix2PixHDTask(GANTask):
         with ctx.autocast():
             g_fake = D(torch.cat([src, fake], 1), features=True)
             loss_gan = self.gan(g_fake, True)
-            loss_fm = self.lambda_feat * feature_matching_loss(g_fake, d_real)   # d_real detached inside
-            loss_vgg = (self.lambda_vgg * self.vgg(fake.float(), dst.float())
-                        if self.vgg is not None else torch.zeros((), device=src.device))
+            loss_fm = self.lambda_feat * feature_matching_loss(g_fake, d_real)  # d_real detached inside
+            loss_vgg = (
+                self.lambda_vgg * self.vgg(fake.float(), dst.float())
+                if self.vgg is not None
+                else torch.zeros((), device=src.device)
+            )
             loss_g = loss_gan + loss_fm + loss_vgg
         ctx.update(loss_g, "G")
         set_requires_grad(D, True)
-        ctx.update(loss_d, "D")   # the graph of loss_d was built before G moved; it holds no G parameter
-        return {"D": loss_d.detach(), "G_gan": loss_gan.detach(), "G_fm": loss_fm.detach(),
-                "G_vgg": loss_vgg.detach(), "L1": (fake.detach() - dst).abs().mean()}
+        ctx.update(loss_d, "D")  # the graph of loss_d was built before G moved; it holds no G parameter
+        return {
+            "D": loss_d.detach(),
+            "G_gan": loss_gan.detach(),
+            "G_fm": loss_fm.detach(),
+            "G_vgg": loss_vgg.detach(),
+            "L1": (fake.detach() - dst).abs().mean(),
+        }
 
     def sample(self, batch: dict[str, Any]) -> list[torch.Tensor]:
         return [batch["src"], translate(self, batch["src"]), batch["dst"]]

@@ -30,6 +30,7 @@ in ``../shared/papers/03_retigan.txt`` (its prose and its code) and, where that 
 
 Optimiser: Adam 2e-4, betas (0.5, 0.999) -- pix2pixHD's; the RetiGAN schedule could not be found.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,21 +43,29 @@ from torch.utils.data import Dataset
 
 from medsynth.blocks import count_params, init_weights
 from medsynth.discriminators import MultiScaleDiscriminator, PatchDiscriminator
-from medsynth.losses import GANLoss, VGGLoss, feature_matching_loss
+from medsynth.losses import GANLoss, feature_matching_loss, optional_vgg_loss
 from medsynth.models import translate
 from medsynth.models.pix2pixhd import Pix2PixHDGenerator
 from medsynth.models.vessel_data import VesselSet
-from medsynth.training import adam, GANTask, set_requires_grad, StepContext
+from medsynth.training import GANTask, StepContext, adam, set_requires_grad
 
-__all__ = ["smooth_edges", "TreePhotoDataset", "SharedScaleDiscriminator", "RetiGANTask", "LAMBDAS", "tree_input",
-           "discriminator_counts"]
+__all__ = [
+    "smooth_edges",
+    "TreePhotoDataset",
+    "SharedScaleDiscriminator",
+    "RetiGANTask",
+    "LAMBDAS",
+    "tree_input",
+    "discriminator_counts",
+]
 
 #: The walk-through code's (adversarial, VGG, feature matching) weights, before normalising by their sum.
 LAMBDAS = (1.0, 100.0, 10.0)
 
 
-def smooth_edges(photos: torch.Tensor, canny_sigma: float = 1.0, dilate: int = 2, blur_sigma: float = 1.5,
-                 return_mask: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+def smooth_edges(
+    photos: torch.Tensor, canny_sigma: float = 1.0, dilate: int = 2, blur_sigma: float = 1.5, return_mask: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Edge-smoothed copies ``x_b`` of photographs (N,3,H,W) in [-1,1] (CartoonGAN Sec. 3.2's procedure).
 
     Per image: Canny edges of the grey image (``canny_sigma``), dilated by ``dilate`` pixels; inside that
@@ -70,7 +79,11 @@ def smooth_edges(photos: torch.Tensor, canny_sigma: float = 1.0, dilate: int = 2
     st = ndi.generate_binary_structure(2, 1)
     for k, img in enumerate(x):  # one image at a time: canny is 2-D; the pixel work is vectorised
         grey = img.mean(0)
-        band = ndi.binary_dilation(canny(grey, sigma=canny_sigma), st, iterations=dilate) if dilate else canny(grey, canny_sigma)
+        band = (
+            ndi.binary_dilation(canny(grey, sigma=canny_sigma), st, iterations=dilate)
+            if dilate
+            else canny(grey, canny_sigma)
+        )
         blurred = ndi.gaussian_filter(img, (0, blur_sigma, blur_sigma), mode="reflect")
         out[k] = np.where(band[None], blurred, img)
         masks[k, 0] = band
@@ -90,8 +103,14 @@ class TreePhotoDataset(Dataset):
     :func:`smooth_edges` copy (computed once, on the whole image, then cropped along). ``crop=None``: whole images.
     """
 
-    def __init__(self, data: VesselSet, crop: int | None = None, per_image: int = 1, flip: bool = True,
-                 smooth_kwargs: dict | None = None) -> None:
+    def __init__(
+        self,
+        data: VesselSet,
+        crop: int | None = None,
+        per_image: int = 1,
+        flip: bool = True,
+        smooth_kwargs: dict | None = None,
+    ) -> None:
         self.src = tree_input(data.vessels, data.fov)
         self.dst = data.images.float()
         self.dst_smooth = smooth_edges(self.dst, **(smooth_kwargs or {}))
@@ -107,13 +126,13 @@ class TreePhotoDataset(Dataset):
         if self.crop is not None:
             h, w = ts[0].shape[-2:]
             y, x = (int(torch.randint(0, n - self.crop + 1, ())) for n in (h, w))
-            ts = [t[:, y:y + self.crop, x:x + self.crop] for t in ts]
+            ts = [t[:, y : y + self.crop, x : x + self.crop] for t in ts]
         if self.flip:
             f = torch.rand(2)
             dims = [d for d, flag in ((-1, f[0] < 0.5), (-2, f[1] < 0.5)) if flag]
             if dims:
                 ts = [t.flip(dims) for t in ts]
-        return dict(zip(("src", "dst", "dst_smooth"), (t.contiguous() for t in ts)))
+        return dict(zip(("src", "dst", "dst_smooth"), (t.contiguous() for t in ts), strict=True))
 
 
 class SharedScaleDiscriminator(nn.Module):
@@ -129,8 +148,9 @@ class SharedScaleDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, features: bool = False) -> list:
         from medsynth.blocks import avg_downsample
+
         out = []
-        for i in range(self.num_d):
+        for _ in range(self.num_d):
             out.append(self.d(x, features=features))
             x = avg_downsample(x)
         return out
@@ -139,8 +159,10 @@ class SharedScaleDiscriminator(nn.Module):
 def discriminator_counts(in_ch: int = 5, ndf: int = 64, num_d: int = 3, n_layers: int = 3) -> dict[str, int]:
     """Trainable parameters of the 3-scale D with independent weights (ours) and with one shared network."""
     kw = dict(ndf=ndf, n_layers=n_layers, norm="instance", padding=2)
-    return {"independent": count_params(MultiScaleDiscriminator(in_ch, num_d, **kw)),
-            "shared (walk-through code)": count_params(SharedScaleDiscriminator(in_ch, num_d, **kw))}
+    return {
+        "independent": count_params(MultiScaleDiscriminator(in_ch, num_d, **kw)),
+        "shared (walk-through code)": count_params(SharedScaleDiscriminator(in_ch, num_d, **kw)),
+    }
 
 
 class RetiGANTask(GANTask):
@@ -151,16 +173,39 @@ class RetiGANTask(GANTask):
     ``normalise_lambdas``: divide ``lambdas`` by their sum (the walk-through code does).
     """
 
-    def __init__(self, in_ch: int = 2, ngf: int = 64, n_down: int = 3, n_blocks: int = 9, local: bool = False,
-                 ndf: int = 64, num_d: int = 3, n_layers_d: int = 3, shared_d: bool = False,
-                 lambdas: tuple[float, float, float] = LAMBDAS, normalise_lambdas: bool = True,
-                 smooth_negatives: bool = True, vgg_features: str = "pretrained", lr: float = 2e-4,
-                 betas: tuple[float, float] = (0.5, 0.999), seed: int = 0) -> None:
+    def __init__(
+        self,
+        in_ch: int = 2,
+        ngf: int = 64,
+        n_down: int = 3,
+        n_blocks: int = 9,
+        local: bool = False,
+        ndf: int = 64,
+        num_d: int = 3,
+        n_layers_d: int = 3,
+        shared_d: bool = False,
+        lambdas: tuple[float, float, float] = LAMBDAS,
+        normalise_lambdas: bool = True,
+        smooth_negatives: bool = True,
+        vgg_features: str = "pretrained",
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        seed: int = 0,
+    ) -> None:
         kw = dict(ndf=ndf, n_layers=n_layers_d, norm="instance", padding=2)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            g = init_weights(Pix2PixHDGenerator(in_ch, 3, ngf_local=ngf // 2, ngf_global=ngf, n_down_global=n_down,
-                                                n_blocks_global=n_blocks, local=local))
+            g = init_weights(
+                Pix2PixHDGenerator(
+                    in_ch,
+                    3,
+                    ngf_local=ngf // 2,
+                    ngf_global=ngf,
+                    n_down_global=n_down,
+                    n_blocks_global=n_blocks,
+                    local=local,
+                )
+            )
             d_cls = SharedScaleDiscriminator if shared_d else MultiScaleDiscriminator
             d = init_weights(d_cls(in_ch + 3, num_d, **kw))
         self.nets: dict[str, nn.Module] = {"G": g, "D": d}
@@ -169,16 +214,14 @@ class RetiGANTask(GANTask):
         total = sum(lambdas) if normalise_lambdas else 1.0
         self.w_adv, self.w_vgg, self.w_fm = (lam / total for lam in lambdas)
         self.smooth_negatives = smooth_negatives
-        if vgg_features not in ("pretrained", "random", "off"):
-            raise ValueError(f"vgg_features must be 'pretrained', 'random' or 'off', got {vgg_features!r}")
-        self.vgg = None if vgg_features == "off" else VGGLoss(vgg_features, seed=seed)
-        self.vgg_features = "off" if self.vgg is None else self.vgg.features_kind
+        self.vgg, self.vgg_features = optional_vgg_loss(vgg_features, seed)
 
     def generate(self, src: torch.Tensor) -> torch.Tensor:
         return self.nets["G"](src)
 
-    def d_terms(self, src: torch.Tensor, dst: torch.Tensor, fake: torch.Tensor,
-                dst_smooth: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], list]:
+    def d_terms(
+        self, src: torch.Tensor, dst: torch.Tensor, fake: torch.Tensor, dst_smooth: torch.Tensor | None
+    ) -> tuple[dict[str, torch.Tensor], list]:
         """The D loss's terms ``real``, ``fake`` (and ``smooth``) and D's features of the real pair."""
         D = self.nets["D"]
         d_real = D(torch.cat([src, dst], 1), features=True)
@@ -212,10 +255,16 @@ class RetiGANTask(GANTask):
             loss_g = self.w_adv * adv + self.w_vgg * vgg + self.w_fm * fm
         ctx.update(loss_g, "G")
         set_requires_grad(D, True)
-        ctx.update(loss_d, "D")   # the graph of loss_d holds no G parameter (fake was detached)
-        out = {"D": loss_d.detach(), **{f"D_{k}": v.detach() for k, v in terms.items()},
-               "G": loss_g.detach(), "G_adv": adv.detach(), "G_fm": fm.detach(), "G_vgg": vgg.detach(),
-               "L1": (fake.detach() - dst).abs().mean()}
+        ctx.update(loss_d, "D")  # the graph of loss_d holds no G parameter (fake was detached)
+        out = {
+            "D": loss_d.detach(),
+            **{f"D_{k}": v.detach() for k, v in terms.items()},
+            "G": loss_g.detach(),
+            "G_adv": adv.detach(),
+            "G_fm": fm.detach(),
+            "G_vgg": vgg.detach(),
+            "L1": (fake.detach() - dst).abs().mean(),
+        }
         return out
 
     def sample(self, batch: dict[str, Any]) -> list[torch.Tensor]:

@@ -3,6 +3,7 @@
 :func:`edit_tree` (prune / thicken) and :func:`explorer_view` are pure functions the notebook calls once in a
 plain cell; :func:`retigan_explorer` wraps them in sliders (a headless run only proves the widget builds).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -25,7 +26,7 @@ def edit_tree(vessels: np.ndarray, prune: float = 0.0, thicken: int = 0, seed: i
     v = vessels.astype(bool)
     if prune > 0:
         nb = ndi.convolve(v.astype(int), np.ones((3, 3), int), mode="constant") - 1
-        junction = ndi.binary_dilation(v & (nb >= 3))               # cut at branch points
+        junction = ndi.binary_dilation(v & (nb >= 3))  # cut at branch points
         pieces, n = ndi.label(v & ~junction)
         rng = np.random.default_rng(seed)
         drop = np.flatnonzero(rng.random(n) < prune) + 1
@@ -40,8 +41,9 @@ def _phantom(seed: int, size: int):
     return phantom_set(1, size, seed=seed)
 
 
-def explorer_view(task, segmenter: torch.nn.Module, seed: int = 0, prune: float = 0.0, thicken: int = 0,
-                  size: int = 64) -> tuple[np.ndarray, str]:
+def explorer_view(
+    task, segmenter: torch.nn.Module, seed: int = 0, prune: float = 0.0, thicken: int = 0, size: int = 64
+) -> tuple[np.ndarray, str]:
     """Tree | RetiGAN's photograph | the segmenter's map of it (green: recovered, red: missed, blue: extra).
 
     Returns an (H, 3W, 3) image in [0,1] and a caption with the Dice and sensitivity of the recovery.
@@ -55,12 +57,15 @@ def explorer_view(task, segmenter: torch.nn.Module, seed: int = 0, prune: float 
     pred &= fov
     tp, fn, fp = tree & pred, tree & ~pred, pred & ~tree
     rec = np.stack([fn, tp, fp], -1).astype(np.float32)
-    img = np.concatenate([np.repeat(tree[..., None], 3, -1).astype(np.float32),
-                          (photo[0].permute(1, 2, 0).numpy() + 1) / 2, rec], axis=1)
+    img = np.concatenate(
+        [np.repeat(tree[..., None], 3, -1).astype(np.float32), (photo[0].permute(1, 2, 0).numpy() + 1) / 2, rec], axis=1
+    )
     dice = 2 * tp.sum() / max(1, 2 * tp.sum() + fn.sum() + fp.sum())
     sens = tp.sum() / max(1, tree.sum())
-    cap = (f"phantom {seed}, prune {prune:.2f}, thicken {thicken}: tree {int(tree.sum())} px; "
-           f"recovered Dice {dice:.3f}, sensitivity {sens:.3f}")
+    cap = (
+        f"phantom {seed}, prune {prune:.2f}, thicken {thicken}: tree {int(tree.sum())} px; "
+        f"recovered Dice {dice:.3f}, sensitivity {sens:.3f}"
+    )
     return np.clip(img, 0, 1), cap
 
 
@@ -73,5 +78,8 @@ def retigan_explorer(task, segmenter: torch.nn.Module, size: int = 64):
     seed = W.IntSlider(value=0, min=0, max=40, description="phantom")
     prune = W.FloatSlider(value=0.0, min=0.0, max=0.9, step=0.1, description="prune")
     thick = W.IntSlider(value=0, min=0, max=3, description="thicken")
-    return _live([[seed, prune, thick]], lambda: explorer_view(task, segmenter, seed.value, prune.value, thick.value,
-                                                                size), min_h=192)
+    return _live(
+        [[seed, prune, thick]],
+        lambda: explorer_view(task, segmenter, seed.value, prune.value, thick.value, size),
+        min_h=192,
+    )

@@ -17,6 +17,7 @@ averaging then >= :data:`VESSEL_COVER` (a pixel is vessel when at least a quarte
 vote breaks DRIVE's thin vessels into dots). DRIVE's 584x565 becomes square (a 3 % aspect change). Low working
 sizes lose the capillaries; every table states the size and the vessel fraction that remained.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,8 +29,17 @@ import torch.nn.functional as F
 
 from medsynth.data.layout import list_ids, read_image, read_meta
 
-__all__ = ["VESSEL_COVER", "outside_black", "VesselSet", "load_layout", "load_official", "phantom_set", "drive_protocol", "HOLDOUT_IDS",
-           "official_drive_dir"]
+__all__ = [
+    "VESSEL_COVER",
+    "outside_black",
+    "VesselSet",
+    "load_layout",
+    "load_official",
+    "phantom_set",
+    "drive_protocol",
+    "HOLDOUT_IDS",
+    "official_drive_dir",
+]
 
 #: Fraction of a downsized pixel that must be vessel for the pixel to be labelled vessel.
 VESSEL_COVER = 0.25
@@ -63,8 +73,13 @@ class VesselSet:
         return VesselSet(self.images[idx_t], self.vessels[idx_t], self.fov[idx_t], ids, source or self.source)
 
     def __add__(self, other: VesselSet) -> VesselSet:
-        return VesselSet(torch.cat([self.images, other.images]), torch.cat([self.vessels, other.vessels]),
-                         torch.cat([self.fov, other.fov]), self.ids + other.ids, f"{self.source} + {other.source}")
+        return VesselSet(
+            torch.cat([self.images, other.images]),
+            torch.cat([self.vessels, other.vessels]),
+            torch.cat([self.fov, other.fov]),
+            self.ids + other.ids,
+            f"{self.source} + {other.source}",
+        )
 
 
 def _stack(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], size: int) -> tuple[torch.Tensor, ...]:
@@ -93,8 +108,10 @@ def load_layout(root: str | Path, split: str, size: int, ids: list[str] | None =
         ves = read_image(root / split / "mask_vessels" / f"{i}.png", raw=True) > 127
         fov = read_image(root / split / "mask_fov" / f"{i}.png", raw=True) > 127
         if not (img.shape[:2] == ves.shape == fov.shape):
-            raise ValueError(f"{root / split}: id {i}: photograph {img.shape[:2]}, vessels {ves.shape} and "
-                             f"fov {fov.shape} differ in size")
+            raise ValueError(
+                f"{root / split}: id {i}: photograph {img.shape[:2]}, vessels {ves.shape} and "
+                f"fov {fov.shape} differ in size"
+            )
         items.append((img, ves, fov))
     if not items:
         raise ValueError(f"{root / split}: no images")
@@ -120,8 +137,11 @@ def load_official(folder: str | Path, size: int, ids: list[str] | None = None) -
         raise FileNotFoundError(f"no DRIVE photographs (images/*.tif) in {folder}")
     if ids is not None:
         rows = [r for r in rows if r["id"] in set(ids)]
-    return VesselSet(*_stack([(r["image"], r["vessels"], r["fov"]) for r in rows], size),
-                     ids=[r["id"] for r in rows], source=f"DRIVE {Path(folder).name}")
+    return VesselSet(
+        *_stack([(r["image"], r["vessels"], r["fov"]) for r in rows], size),
+        ids=[r["id"] for r in rows],
+        source=f"DRIVE {Path(folder).name}",
+    )
 
 
 def phantom_set(n: int, size: int, seed: int = 0, severity: float = 0.0, density: float = 1.6) -> VesselSet:
@@ -135,8 +155,9 @@ def phantom_set(n: int, size: int, seed: int = 0, severity: float = 0.0, density
     return VesselSet(*_stack(items, size), ids=[f"phantom{seed + k}" for k in range(n)], source="phantom")
 
 
-def drive_protocol(data_root: str | Path | None, shared: str | Path | None, size: int
-                   ) -> tuple[VesselSet, VesselSet, str] | None:
+def drive_protocol(
+    data_root: str | Path | None, shared: str | Path | None, size: int
+) -> tuple[VesselSet, VesselSet, str] | None:
     """(train, test, protocol sentence) for DRIVE, or None when no DRIVE is reachable.
 
     ``data_root``: a converted DRIVE (course layout, ``meta.json`` kind ``drive``); ``shared``: a folder that
@@ -150,13 +171,19 @@ def drive_protocol(data_root: str | Path | None, shared: str | Path | None, size
             return None
         splits = meta.get("splits", {})
         if "test" in splits and (Path(data_root) / "test" / "mask_vessels").is_dir():
-            return (load_layout(data_root, "train", size), load_layout(data_root, "test", size),
-                    f"DRIVE official split: {len(splits['train'])} training, {len(splits['test'])} test images")
+            return (
+                load_layout(data_root, "train", size),
+                load_layout(data_root, "test", size),
+                f"DRIVE official split: {len(splits['train'])} training, {len(splits['test'])} test images",
+            )
         ids = splits["train"]
         test_ids = [i for i in ids if i in HOLDOUT_IDS]
         train_ids = [i for i in ids if i not in HOLDOUT_IDS]
-        return (load_layout(data_root, "train", size, train_ids), load_layout(data_root, "train", size, test_ids),
-                _holdout_sentence(len(train_ids), test_ids))
+        return (
+            load_layout(data_root, "train", size, train_ids),
+            load_layout(data_root, "train", size, test_ids),
+            _holdout_sentence(len(train_ids), test_ids),
+        )
     folder = official_drive_dir(shared)
     if folder is None:
         return None
@@ -167,5 +194,7 @@ def drive_protocol(data_root: str | Path | None, shared: str | Path | None, size
 
 
 def _holdout_sentence(n_train: int, test_ids: list[str]) -> str:
-    return (f"DRIVE training images only (no official test split present): {n_train} for training, "
-            f"ids {', '.join(test_ids)} held out for testing")
+    return (
+        f"DRIVE training images only (no official test split present): {n_train} for training, "
+        f"ids {', '.join(test_ids)} held out for testing"
+    )

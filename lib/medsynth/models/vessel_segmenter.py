@@ -27,6 +27,7 @@ Typical use (chapter 03; chapter 04's Table 6 the same way)::
     scores = evaluate_fov(net, test)          # {"auc", "accuracy", "sensitivity", "specificity", "dice", ...}
     prob = predict(net, images)               # (N,1,H,W) vessel probabilities for any photographs in [-1,1]
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,10 +40,9 @@ from torch.utils.data import Dataset
 
 from medsynth.metrics.vessel import fov_scores
 from medsynth.models.vessel_data import VesselSet
-from medsynth.training import adam, eval_mode, GANTask, StepContext, TrainConfig, Trainer
+from medsynth.training import GANTask, StepContext, TrainConfig, Trainer, adam, eval_mode
 
-__all__ = ["VesselUNet", "SegmenterTask", "VesselCrops", "build", "train", "predict", "evaluate_fov",
-           "THESIS_DRIVE"]
+__all__ = ["VesselUNet", "SegmenterTask", "VesselCrops", "build", "train", "predict", "evaluate_fov", "THESIS_DRIVE"]
 
 #: The structure-map thesis's (chapter 04) DRIVE baseline for its U-Net: the numbers to stand beside.
 THESIS_DRIVE = {"auc": 0.9705, "accuracy": 0.9477, "sensitivity": 0.7781}
@@ -52,8 +52,15 @@ class DualConv(nn.Sequential):
     """(reflect pad 2) -> conv3x3 -> IN -> ReLU -> conv3x3 -> IN -> ReLU: same size out as in."""
 
     def __init__(self, in_ch: int, out_ch: int) -> None:
-        super().__init__(nn.ReflectionPad2d(2), nn.Conv2d(in_ch, out_ch, 3), nn.InstanceNorm2d(out_ch), nn.ReLU(True),
-                         nn.Conv2d(out_ch, out_ch, 3), nn.InstanceNorm2d(out_ch), nn.ReLU(True))
+        super().__init__(
+            nn.ReflectionPad2d(2),
+            nn.Conv2d(in_ch, out_ch, 3),
+            nn.InstanceNorm2d(out_ch),
+            nn.ReLU(True),
+            nn.Conv2d(out_ch, out_ch, 3),
+            nn.InstanceNorm2d(out_ch),
+            nn.ReLU(True),
+        )
 
 
 class VesselUNet(nn.Module):
@@ -61,15 +68,15 @@ class VesselUNet(nn.Module):
 
     def __init__(self, in_ch: int = 3, width: int = 64, depth: int = 4) -> None:
         super().__init__()
-        chs = [width * 2 ** i for i in range(depth + 1)]
+        chs = [width * 2**i for i in range(depth + 1)]
         self.depth = depth
-        self.enc = nn.ModuleList(DualConv(a, b) for a, b in zip([in_ch] + chs[:-1], chs))
+        self.enc = nn.ModuleList(DualConv(a, b) for a, b in zip([in_ch] + chs[:-1], chs, strict=True))
         self.up = nn.ModuleList(nn.ConvTranspose2d(chs[i + 1], chs[i], 2, 2) for i in reversed(range(depth)))
         self.dec = nn.ModuleList(DualConv(2 * chs[i], chs[i]) for i in reversed(range(depth)))
         self.out = nn.Conv2d(chs[0], 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = 2 ** self.depth
+        k = 2**self.depth
         if x.shape[-1] % k or x.shape[-2] % k:
             raise ValueError(f"VesselUNet: input {tuple(x.shape[-2:])} must be divisible by 2**depth = {k}")
         skips = []
@@ -77,7 +84,7 @@ class VesselUNet(nn.Module):
             x = block(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
         x = skips.pop()
-        for up, dec in zip(self.up, self.dec):
+        for up, dec in zip(self.up, self.dec, strict=True):
             x = dec(torch.cat([up(x), skips.pop()], 1))  # [upsampled, encoder feature], as the walk-through
         return self.out(x)
 
@@ -127,7 +134,7 @@ class VesselCrops(Dataset):
         if self.crop is not None:
             h, w = img.shape[-2:]
             y, x = (int(torch.randint(0, n - self.crop + 1, ())) for n in (h, w))
-            img, ves = img[:, y:y + self.crop, x:x + self.crop], ves[:, y:y + self.crop, x:x + self.crop]
+            img, ves = img[:, y : y + self.crop, x : x + self.crop], ves[:, y : y + self.crop, x : x + self.crop]
         if self.flip:
             f = torch.rand(2)
             dims = [d for d, flag in ((-1, f[0] < 0.5), (-2, f[1] < 0.5)) if flag]
@@ -143,14 +150,35 @@ def build(width: int = 64, depth: int = 4, in_ch: int = 3, seed: int = 0) -> Ves
         return VesselUNet(in_ch, width, depth)
 
 
-def train(net: nn.Module, data: VesselSet | Dataset, steps: int, out_dir: str | Path, batch_size: int = 4,
-          crop: int | None = None, lr: float = 1e-3, dice_weight: float = 1.0, seed: int = 0, device: str = "auto",
-          resume: bool = False, progress: bool = True, log_every: int = 10) -> list[dict[str, Any]]:
+def train(
+    net: nn.Module,
+    data: VesselSet | Dataset,
+    steps: int,
+    out_dir: str | Path,
+    batch_size: int = 4,
+    crop: int | None = None,
+    lr: float = 1e-3,
+    dice_weight: float = 1.0,
+    seed: int = 0,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool = True,
+    log_every: int = 10,
+) -> list[dict[str, Any]]:
     """Train ``net`` for ``steps`` Adam steps on ``data`` (a :class:`VesselSet`, cut by :class:`VesselCrops`, or
     any Dataset with ``image``/``vessels`` items); checkpoints in ``out_dir``. Returns the loss log."""
     ds = VesselCrops(data, crop) if isinstance(data, VesselSet) else data
-    cfg = TrainConfig(steps=steps, out_dir=out_dir, batch_size=batch_size, log_every=log_every, ckpt_every=steps,
-                      device=device, seed=seed, resume=resume, progress=progress)
+    cfg = TrainConfig(
+        steps=steps,
+        out_dir=out_dir,
+        batch_size=batch_size,
+        log_every=log_every,
+        ckpt_every=steps,
+        device=device,
+        seed=seed,
+        resume=resume,
+        progress=progress,
+    )
     return Trainer(SegmenterTask(net, lr, dice_weight), ds, cfg).fit()
 
 
@@ -159,12 +187,17 @@ def predict(net: nn.Module, images: torch.Tensor, batch_size: int = 4) -> torch.
     """Vessel probabilities (N,1,H,W) on the CPU for images (N,3,H,W) in [-1,1]; eval mode, restored after."""
     dev = next(net.parameters()).device
     with eval_mode(net):
-        return torch.cat([torch.sigmoid(net(images[k:k + batch_size].to(dev)).float()).cpu()
-                          for k in range(0, len(images), batch_size)])
+        return torch.cat(
+            [
+                torch.sigmoid(net(images[k : k + batch_size].to(dev)).float()).cpu()
+                for k in range(0, len(images), batch_size)
+            ]
+        )
 
 
-def evaluate_fov(net: nn.Module | None, data: VesselSet, prob: torch.Tensor | None = None,
-                 threshold: float = 0.5) -> dict[str, float]:
+def evaluate_fov(
+    net: nn.Module | None, data: VesselSet, prob: torch.Tensor | None = None, threshold: float = 0.5
+) -> dict[str, float]:
     """AUC, accuracy, sensitivity, specificity, Dice inside ``data.fov`` against ``data.vessels``.
 
     Pass ``net`` (its :func:`predict` on ``data.images`` is scored) or ready ``prob`` (e.g. an input-free

@@ -10,8 +10,29 @@ Sun Yat-sen University, 2020; the author's TensorFlow demo: github.com/quyili/Mu
 
 The chapter's presets and stages live in :mod:`medsynth.models.structsynth_run`.
 """
-from medsynth.models.structsynth.networks import (CondUNet, Decoder, LatentDisc, VAEEncoder, VGGDisc, VGGTrunk,
-                                                  kl_divergence, latent_shape, one_hot_map, reparameterise)
 
-__all__ = ["CondUNet", "Decoder", "LatentDisc", "VAEEncoder", "VGGDisc", "VGGTrunk", "kl_divergence", "latent_shape",
-           "one_hot_map", "reparameterise"]
+from medsynth.models.structsynth.networks import (
+    CondUNet,
+    Decoder,
+    LatentDisc,
+    VAEEncoder,
+    VGGDisc,
+    VGGTrunk,
+    kl_divergence,
+    latent_shape,
+    one_hot_map,
+    reparameterise,
+)
+
+__all__ = [
+    "CondUNet",
+    "Decoder",
+    "LatentDisc",
+    "VAEEncoder",
+    "VGGDisc",
+    "VGGTrunk",
+    "kl_divergence",
+    "latent_shape",
+    "one_hot_map",
+    "reparameterise",
+]

@@ -9,6 +9,7 @@ generator learns, Sec. 5.2.1 and Fig. 11) with its mask, and the whole-tumour la
 keeps five classes in a softmax, here one binary channel). As the author's ``get_s_and_m_from_image.py``
 stores them, every map is ``(1 - m) * s``: structure only inside the organ.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,14 +19,31 @@ from torch.utils.data import Dataset
 
 from medsynth.structure import ALG1_DEFAULTS, ALG2_DEFAULTS, organ_mask, structure_map_steps
 
-__all__ = ["MODALITIES", "BrainStructDataset", "shift_zero", "augment_label", "pick_lesions", "conventional_augment",
-           "SegDataset", "TISSUE_CLASSES"]
+__all__ = [
+    "MODALITIES",
+    "BrainStructDataset",
+    "shift_zero",
+    "augment_label",
+    "pick_lesions",
+    "conventional_augment",
+    "SegDataset",
+    "TISSUE_CLASSES",
+]
 
 MODALITIES = ("t1", "t2", "t1c", "flair")
 #: Tissue classes scored by the modality-contrast check (index = value of ``BrainStructDataset.tissue``).
 TISSUE_CLASSES = ("background", "csf", "gm", "wm", "tumour")
-_TISSUE_OF = {"background": 0, "scalp": 0, "skull": 0, "csf": 1, "gm": 2, "wm": 3, "oedema": 4, "necrosis": 4,
-              "enhancing": 4}
+_TISSUE_OF = {
+    "background": 0,
+    "scalp": 0,
+    "skull": 0,
+    "csf": 1,
+    "gm": 2,
+    "wm": 3,
+    "oedema": 4,
+    "necrosis": 4,
+    "enhancing": 4,
+}
 
 
 def _tissue_map(sample) -> np.ndarray | None:
@@ -46,13 +64,21 @@ class BrainStructDataset(Dataset):
     ``label`` (1,H,W) whole tumour in {0,1}. ``tissue`` (N,H,W) int (phantoms only, else None).
     """
 
-    def __init__(self, seeds=None, size: int = 64, alg1: dict | None = None, alg2: dict | None = None,
-                 images: np.ndarray | None = None, labels: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        seeds=None,
+        size: int = 64,
+        alg1: dict | None = None,
+        alg2: dict | None = None,
+        images: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+    ) -> None:
         self.alg1 = {**ALG1_DEFAULTS, **(alg1 or {})}
         self.alg2 = {**ALG2_DEFAULTS, **(alg2 or {})}
         self.tissue = None
         if images is None:
             from medsynth.data import make_brain
+
             samples = [make_brain(int(s), (size, size)) for s in seeds]
             images = np.stack([[b.images[k] for k in MODALITIES] for b in samples]).astype(np.float32)
             labels = np.stack([b.labels > 0 for b in samples]).astype(np.float32)
@@ -72,7 +98,7 @@ class BrainStructDataset(Dataset):
                 img = images[k, i]
                 st = structure_map_steps(img, **self.alg1, lesion=labels[k] if i == 3 else None)
                 m[k, i] = organ_mask(img, **self.alg2)
-                s[k, i] = st["s"] * (1 - m[k, i])                  # the code stores (1 - mask) * s
+                s[k, i] = st["s"] * (1 - m[k, i])  # the code stores (1 - mask) * s
                 if i == 3:
                     s_struct[k, 0] = st["s_no_lesion"] * (1 - m[k, i])
         self.s, self.m = torch.from_numpy(s), torch.from_numpy(m)
@@ -80,17 +106,20 @@ class BrainStructDataset(Dataset):
         self.m_struct = self.m[:, 3:4].clone()
 
     @classmethod
-    def from_layout(cls, root, split: str, size: int = 64, limit: int | None = None, **kw) -> "BrainStructDataset":
+    def from_layout(cls, root, split: str, size: int = 64, limit: int | None = None, **kw) -> BrainStructDataset:
         """Slices of ``<root>/<split>/`` in the standard layout, read by :class:`medsynth.data.MultiModalDataset`
         (square slices resized to ``size``; BRATS converted to that layout)."""
         from medsynth.data import MultiModalDataset
+
         ds = MultiModalDataset(root, split, MODALITIES, resize=size, flip=False)
         items = [ds[i] for i in range(len(ds) if limit is None else min(limit, len(ds)))]
         if not items:
             raise ValueError(f"no slices in {root}/{split}")
         if tuple(items[0]["images"].shape[-2:]) != (size, size):
-            raise ValueError(f"{root}/{split}/{items[0]['id']}: slices must be square (got "
-                             f"{tuple(items[0]['images'].shape[-2:])} after resizing to {size})")
+            raise ValueError(
+                f"{root}/{split}/{items[0]['id']}: slices must be square (got "
+                f"{tuple(items[0]['images'].shape[-2:])} after resizing to {size})"
+            )
         imgs = np.stack([((it["images"] + 1) / 2).numpy() for it in items])
         labels = np.stack([(it["labels"] > 0).numpy() for it in items]).astype(np.float32)
         return cls(images=imgs, labels=labels, size=size, **kw)
@@ -99,8 +128,14 @@ class BrainStructDataset(Dataset):
         return len(self.x01)
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x01[k] * 2 - 1, "s": self.s[k], "m": self.m[k], "s_struct": self.s_struct[k],
-                "m_struct": self.m_struct[k], "label": self.label[k]}
+        return {
+            "x": self.x01[k] * 2 - 1,
+            "s": self.s[k],
+            "m": self.m[k],
+            "s_struct": self.s_struct[k],
+            "m_struct": self.m_struct[k],
+            "label": self.label[k],
+        }
 
 
 def shift_zero(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -111,7 +146,7 @@ def shift_zero(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     if p == 0:
         return x
     big = F.pad(x, (p, p, p, p))
-    return big[..., p - dy:p - dy + h, p - dx:p - dx + w]
+    return big[..., p - dy : p - dy + h, p - dx : p - dx + w]
 
 
 def augment_label(label: torch.Tensor, gen: torch.Generator | None, max_shift: int = 8) -> torch.Tensor:
@@ -124,8 +159,14 @@ def augment_label(label: torch.Tensor, gen: torch.Generator | None, max_shift: i
     return shift_zero(lab, dy, dx)
 
 
-def pick_lesions(pool: torch.Tensor, m: torch.Tensor, gen: torch.Generator | None, mask_filter: bool = True,
-                 augment: bool = True, max_tries: int = 20) -> torch.Tensor:
+def pick_lesions(
+    pool: torch.Tensor,
+    m: torch.Tensor,
+    gen: torch.Generator | None,
+    mask_filter: bool = True,
+    augment: bool = True,
+    max_tries: int = 20,
+) -> torch.Tensor:
     """Sec. 4.5: for each background mask in ``m`` (B,1,H,W), a real lesion label from ``pool`` (N,1,H,W).
 
     With ``mask_filter`` (the thesis's filtering), labels are redrawn until the lesion lies inside the
@@ -145,8 +186,9 @@ def pick_lesions(pool: torch.Tensor, m: torch.Tensor, gen: torch.Generator | Non
     return out
 
 
-def conventional_augment(images: torch.Tensor, labels: torch.Tensor,
-                         gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def conventional_augment(
+    images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Table 5 rows 18-23's "enhanced data", after the author's ``DATA_ENHANCEMENT/MRI_enhancement.py``: per
     slice 1-2 random operations among transpose, 90-degree rotation (the code: any angle), zero-filled
     translation by 2-7 px and uniform noise +-0.03 (images only), applied alike to image and label."""

@@ -1,6 +1,7 @@
 """Chapter 04 experiments: the synthetic data set (Sec. 4.6, Fig. 10), diversity of generated maps, the
 segmenter's scores and the Table 5 mixing experiment (Sec. 5.6.1) with its controls.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,12 +10,29 @@ import numpy as np
 import torch
 
 from medsynth.metrics import dice
-from medsynth.models.structsynth.data import MODALITIES, TISSUE_CLASSES, BrainStructDataset, SegDataset, conventional_augment
+from medsynth.models.structsynth.data import (
+    MODALITIES,
+    TISSUE_CLASSES,
+    BrainStructDataset,
+    SegDataset,
+    conventional_augment,
+)
 from medsynth.models.structsynth.tasks import MultiModalTask, SegTask, StructureGenTask
 from medsynth.training import TrainConfig, Trainer, eval_mode
 
-__all__ = ["predict", "seg_dice", "synthesise", "pairwise_distance", "nearest_distance", "structure_diversity",
-           "modality_contrast", "modality_spread", "TABLE5", "TABLE5_LEFT_OUT", "table5_run"]
+__all__ = [
+    "predict",
+    "seg_dice",
+    "synthesise",
+    "pairwise_distance",
+    "nearest_distance",
+    "structure_diversity",
+    "modality_contrast",
+    "modality_spread",
+    "TABLE5",
+    "TABLE5_LEFT_OUT",
+    "table5_run",
+]
 
 
 @torch.no_grad()
@@ -22,8 +40,9 @@ def predict(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 32) ->
     """Tumour probabilities (N,1,H,W) from a segmenter in eval mode (training mode restored)."""
     dev = next(net.parameters()).device
     with eval_mode(net):
-        return torch.cat([torch.sigmoid(net(images[k:k + batch_size].to(dev))).cpu()
-                          for k in range(0, len(images), batch_size)])
+        return torch.cat(
+            [torch.sigmoid(net(images[k : k + batch_size].to(dev))).cpu() for k in range(0, len(images), batch_size)]
+        )
 
 
 def seg_dice(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -33,7 +52,9 @@ def seg_dice(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -
 
 
 @torch.no_grad()
-def synthesise(task: MultiModalTask, pool: torch.Tensor, n: int, seed: int = 0, batch_size: int = 16) -> dict[str, torch.Tensor]:
+def synthesise(
+    task: MultiModalTask, pool: torch.Tensor, n: int, seed: int = 0, batch_size: int = 16
+) -> dict[str, torch.Tensor]:
     """Sec. 4.6 / Fig. 10: ``n`` synthetic labelled multi-modal slices from random latents.
 
     Returns ``s`` (structure map), ``m`` (mask from G_m), ``label`` (real lesion, augmented and
@@ -73,8 +94,9 @@ def nearest_distance(maps: torch.Tensor, ref: torch.Tensor, max_n: int = 64) -> 
 
 
 @torch.no_grad()
-def structure_diversity(struct: StructureGenTask, train: BrainStructDataset, test: BrainStructDataset, n: int = 64,
-                        seed: int = 0) -> dict[str, float]:
+def structure_diversity(
+    struct: StructureGenTask, train: BrainStructDataset, test: BrainStructDataset, n: int = 64, seed: int = 0
+) -> dict[str, float]:
     """Are generated maps varied and organ-like? ``s_g = G_s(z) > 0.5`` masked by ``G_m`` (as synthesis uses them)
     against the real maps (``s_struct``): mean pairwise distance among generated maps vs among held-out real maps
     (diversity; a collapsed G_s gives ~0), mean distance to the nearest training map vs the same for held-out
@@ -86,10 +108,14 @@ def structure_diversity(struct: StructureGenTask, train: BrainStructDataset, tes
         s_g, m_g = struct.generate(z)
     s_g = ((s_g > 0.5).float() * (m_g <= 0.5).float()).cpu()
     real = test.s_struct
-    return {"pairwise_generated": pairwise_distance(s_g), "pairwise_real": pairwise_distance(real),
-            "nearest_generated": nearest_distance(s_g, train.s_struct),
-            "nearest_real": nearest_distance(real, train.s_struct),
-            "fraction_generated": float(s_g.mean()), "fraction_real": float(real.mean())}
+    return {
+        "pairwise_generated": pairwise_distance(s_g),
+        "pairwise_real": pairwise_distance(real),
+        "nearest_generated": nearest_distance(s_g, train.s_struct),
+        "nearest_real": nearest_distance(real, train.s_struct),
+        "fraction_generated": float(s_g.mean()),
+        "fraction_real": float(real.mean()),
+    }
 
 
 @torch.no_grad()
@@ -108,7 +134,7 @@ def modality_contrast(task: MultiModalTask, ds: BrainStructDataset, seed: int = 
     try:
         with eval_mode(task.nets.values()):
             inp = task.fuse(ds.s_struct, ds.m_struct, ds.label)
-            x_g = torch.cat([task.generate(inp[k:k + 16].to(dev)).cpu() for k in range(0, len(inp), 16)])
+            x_g = torch.cat([task.generate(inp[k : k + 16].to(dev)).cpu() for k in range(0, len(inp), 16)])
     finally:
         torch.random.set_rng_state(state)
     gen01, real01 = ((x_g + 1) / 2).clamp(0, 1), ds.x01
@@ -117,11 +143,16 @@ def modality_contrast(task: MultiModalTask, ds: BrainStructDataset, seed: int = 
     for name, x in (("generated", gen01), ("real", real01)):
         tab[name] = np.array([[float(x[:, i][ds.tissue == c].mean()) for i in range(len(MODALITIES))] for c in classes])
     same = tab["real"].mean(1, keepdims=True)
-    return {"tissues": [TISSUE_CLASSES[c] for c in classes], "modalities": list(MODALITIES),
-            "generated": tab["generated"].tolist(), "real": tab["real"].tolist(),
-            "error": float(np.abs(tab["generated"] - tab["real"]).mean()),
-            "error_same": float(np.abs(same - tab["real"]).mean()),
-            "spread_generated": float(tab["generated"].std(1).mean()), "spread_real": float(tab["real"].std(1).mean())}
+    return {
+        "tissues": [TISSUE_CLASSES[c] for c in classes],
+        "modalities": list(MODALITIES),
+        "generated": tab["generated"].tolist(),
+        "real": tab["real"].tolist(),
+        "error": float(np.abs(tab["generated"] - tab["real"]).mean()),
+        "error_same": float(np.abs(same - tab["real"]).mean()),
+        "spread_generated": float(tab["generated"].std(1).mean()),
+        "spread_real": float(tab["real"].std(1).mean()),
+    }
 
 
 def modality_spread(x: torch.Tensor, organ: torch.Tensor) -> float:
@@ -137,22 +168,45 @@ def modality_spread(x: torch.Tensor, organ: torch.Tensor) -> float:
 #: mode, thesis MSE, thesis Dice). "6c" is a control the thesis lacks: row 6's 10 % of the real slices alone
 #: (is row 6's synthetic pre-training what lifts it, or do 10 % suffice?); row 21 is the thesis's
 #: conventional-augmentation row at the same amount as row 15's synthetic data.
-TABLE5 = [(1, 1.0, 0.0, 0.0, "-", 0.026, 0.915), (2, 0.5, 0.0, 0.0, "-", 0.032, 0.902),
-          (3, 0.0, 1.0, 0.0, "-", 0.205, 0.708), (6, 0.1, 1.0, 0.0, "synthetic first", 0.031, 0.908),
-          ("6c", 0.1, 0.0, 0.0, "-", None, None), (10, 0.5, 0.5, 0.0, "random mixing", 0.031, 0.904),
-          (13, 1.0, 0.5, 0.0, "random mixing", 0.023, 0.939), (15, 1.0, 1.0, 0.0, "random mixing", 0.027, 0.913),
-          (21, 1.0, 0.0, 1.0, "random mixing", 0.026, 0.915), (24, 1.0, 1.0, 0.0, "real first", 0.195, 0.795),
-          (25, 1.0, 1.0, 0.0, "synthetic first", 0.021, 0.940)]
+TABLE5 = [
+    (1, 1.0, 0.0, 0.0, "-", 0.026, 0.915),
+    (2, 0.5, 0.0, 0.0, "-", 0.032, 0.902),
+    (3, 0.0, 1.0, 0.0, "-", 0.205, 0.708),
+    (6, 0.1, 1.0, 0.0, "synthetic first", 0.031, 0.908),
+    ("6c", 0.1, 0.0, 0.0, "-", None, None),
+    (10, 0.5, 0.5, 0.0, "random mixing", 0.031, 0.904),
+    (13, 1.0, 0.5, 0.0, "random mixing", 0.023, 0.939),
+    (15, 1.0, 1.0, 0.0, "random mixing", 0.027, 0.913),
+    (21, 1.0, 0.0, 1.0, "random mixing", 0.026, 0.915),
+    (24, 1.0, 1.0, 0.0, "real first", 0.195, 0.795),
+    (25, 1.0, 1.0, 0.0, "synthetic first", 0.021, 0.940),
+]
 #: The rows of Table 5 not run, and why (shown in the notebook).
-TABLE5_LEFT_OUT = {"4, 5, 7, 8, 16, 17, 22, 23": "x2 / x3 multiples of the data: the CPU budget (they repeat the "
-                                                "trend of rows 3, 6, 15, 21 with more data)",
-                   "9, 11, 12, 14": "further mixing ratios between rows 10, 13 and 15 (same budget reason)",
-                   "18, 19, 20": "smaller augmentation amounts; row 21 keeps one conventional-augmentation control"}
+TABLE5_LEFT_OUT = {
+    "4, 5, 7, 8, 16, 17, 22, 23": "x2 / x3 multiples of the data: the CPU budget (they repeat the "
+    "trend of rows 3, 6, 15, 21 with more data)",
+    "9, 11, 12, 14": "further mixing ratios between rows 10, 13 and 15 (same budget reason)",
+    "18, 19, 20": "smaller augmentation amounts; row 21 keeps one conventional-augmentation control",
+}
 
 
-def table5_run(real: SegDataset, synth: SegDataset, test: tuple[torch.Tensor, torch.Tensor], real_frac: float,
-               synth_frac: float, mode: str, epochs: int, out_dir: str | Path, batch_size: int = 8, width: int = 16,
-               depth: int = 3, seed: int = 0, device: str = "auto", lr: float = 1e-3, enh_frac: float = 0.0) -> dict:
+def table5_run(
+    real: SegDataset,
+    synth: SegDataset,
+    test: tuple[torch.Tensor, torch.Tensor],
+    real_frac: float,
+    synth_frac: float,
+    mode: str,
+    epochs: int,
+    out_dir: str | Path,
+    batch_size: int = 8,
+    width: int = 16,
+    depth: int = 3,
+    seed: int = 0,
+    device: str = "auto",
+    lr: float = 1e-3,
+    enh_frac: float = 0.0,
+) -> dict:
     """One Table 5 row (Sec. 5.6.1): train a fresh segmenter on ``real_frac`` of the real set plus
     ``synth_frac`` x |real| synthetic slices (and ``enh_frac`` x |real| conventionally augmented real slices,
     :func:`~medsynth.models.structsynth.data.conventional_augment`, rows 18-23), then Dice/MSE on the real test
@@ -170,13 +224,17 @@ def table5_run(real: SegDataset, synth: SegDataset, test: tuple[torch.Tensor, to
     e_idx = g.integers(0, len(real), n_enh)
     gen = torch.Generator().manual_seed(seed)
     enh = conventional_augment(real.images[e_idx], real.labels[e_idx], gen)
-    parts = {"real": SegDataset(torch.cat([real.images[r_idx], enh[0]]), torch.cat([real.labels[r_idx], enh[1]])),
-             "synthetic": SegDataset(synth.images[s_idx], synth.labels[s_idx])}
+    parts = {
+        "real": SegDataset(torch.cat([real.images[r_idx], enh[0]]), torch.cat([real.labels[r_idx], enh[1]])),
+        "synthetic": SegDataset(synth.images[s_idx], synth.labels[s_idx]),
+    }
     total = max(1, epochs * len(real) // batch_size)
     task = SegTask(real.images.shape[1], width, depth, lr)
     if mode in ("-", "random mixing"):
-        data = SegDataset(torch.cat([parts["real"].images, parts["synthetic"].images]),
-                          torch.cat([parts["real"].labels, parts["synthetic"].labels]))
+        data = SegDataset(
+            torch.cat([parts["real"].images, parts["synthetic"].images]),
+            torch.cat([parts["real"].labels, parts["synthetic"].labels]),
+        )
         stages = [("mixed", data, total)]
     else:
         order = ["synthetic", "real"] if mode == "synthetic first" else ["real", "synthetic"]
@@ -187,8 +245,17 @@ def table5_run(real: SegDataset, synth: SegDataset, test: tuple[torch.Tensor, to
     for name, data, steps in stages:
         if len(data) == 0:
             continue
-        cfg = TrainConfig(steps=steps, out_dir=Path(out_dir) / name, batch_size=min(batch_size, len(data)),
-                          seed=seed, device=device, resume=False, progress=False, ckpt_every=0, log_every=max(1, steps))
+        cfg = TrainConfig(
+            steps=steps,
+            out_dir=Path(out_dir) / name,
+            batch_size=min(batch_size, len(data)),
+            seed=seed,
+            device=device,
+            resume=False,
+            progress=False,
+            ckpt_every=0,
+            log_every=max(1, steps),
+        )
         Trainer(task, data, cfg).fit()
         done += steps
     d, mse = seg_dice(task.nets["seg"], *test)

@@ -21,6 +21,7 @@ difference). The choices here:
   G (multi-modal generator), G_t (modality translator, Sec. 4.4), G_m (``n_cond=0``, mask generator)
   and the segmenter (``n_cond=0``, logits).
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,19 @@ from torch import nn
 
 from medsynth.blocks import conv_unit, init_weights
 
-__all__ = ["VGG11_PLAN", "VGGTrunk", "VGGDisc", "VAEEncoder", "reparameterise", "kl_divergence",
-           "LatentDisc", "Decoder", "CondUNet", "one_hot_map", "latent_shape"]
+__all__ = [
+    "VGG11_PLAN",
+    "VGGTrunk",
+    "VGGDisc",
+    "VAEEncoder",
+    "reparameterise",
+    "kl_divergence",
+    "LatentDisc",
+    "Decoder",
+    "CondUNet",
+    "one_hot_map",
+    "latent_shape",
+]
 
 VGG11_PLAN = (1, 1, 2, 2, 2)  # convs per stage in VGG11 (Simonyan & Zisserman 2015, config A)
 
@@ -48,7 +60,7 @@ class VGGTrunk(nn.Sequential):
         layers: list[nn.Module] = []
         ch = in_ch
         for k in range(stages):
-            out = width * min(2 ** k, 8)
+            out = width * min(2**k, 8)
             for j in range(VGG11_PLAN[min(k, 4)]):
                 layers.append(conv_unit(ch, out, 3, 1, 1, norm="none" if (k == 0 and j == 0) else norm, act="lrelu"))
                 ch = out
@@ -65,7 +77,9 @@ class VGGDisc(nn.Module):
         self.trunk = VGGTrunk(in_ch, width, stages)
         ch = self.trunk.out_ch
         self.d = nn.Sequential(conv_unit(ch, ch, 3, 1, 1, norm="none"), nn.Conv2d(ch, 1, 1))
-        self.c = nn.Sequential(conv_unit(ch, ch, 3, 1, 1, norm="none"), nn.Conv2d(ch, n_classes, 1)) if n_classes else None
+        self.c = (
+            nn.Sequential(conv_unit(ch, ch, 3, 1, 1, norm="none"), nn.Conv2d(ch, n_classes, 1)) if n_classes else None
+        )
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -108,8 +122,11 @@ class LatentDisc(nn.Module):
 
     def __init__(self, z_ch: int = 8, width: int = 32) -> None:
         super().__init__()
-        self.net = nn.Sequential(conv_unit(z_ch, width, 3, 1, 1, norm="none"),
-                                 conv_unit(width, width, 3, 1, 1, norm="none"), nn.Conv2d(width, 1, 1))
+        self.net = nn.Sequential(
+            conv_unit(z_ch, width, 3, 1, 1, norm="none"),
+            conv_unit(width, width, 3, 1, 1, norm="none"),
+            nn.Conv2d(width, 1, 1),
+        )
         init_weights(self)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
@@ -117,8 +134,11 @@ class LatentDisc(nn.Module):
 
 
 def _up(in_ch: int, out_ch: int) -> nn.Sequential:
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv_unit(in_ch, out_ch, 3, 1, 1, act="relu"),
-                         conv_unit(out_ch, out_ch, 3, 1, 1, act="relu"))
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        conv_unit(in_ch, out_ch, 3, 1, 1, act="relu"),
+        conv_unit(out_ch, out_ch, 3, 1, 1, act="relu"),
+    )
 
 
 class Decoder(nn.Module):
@@ -126,10 +146,11 @@ class Decoder(nn.Module):
 
     def __init__(self, z_ch: int = 8, out_ch: int = 1, width: int = 16, stages: int = 4) -> None:
         super().__init__()
-        chs = [width * min(2 ** k, 8) for k in range(stages)][::-1]
+        chs = [width * min(2**k, 8) for k in range(stages)][::-1]
         self.inp = conv_unit(z_ch, chs[0], 3, 1, 1, act="relu")
-        self.ups = nn.Sequential(*[_up(chs[k], chs[min(k + 1, stages - 1)] if k + 1 < stages else width)
-                                   for k in range(stages)])
+        self.ups = nn.Sequential(
+            *[_up(chs[k], chs[min(k + 1, stages - 1)] if k + 1 < stages else width) for k in range(stages)]
+        )
         self.out = nn.Conv2d(width, out_ch, 3, 1, 1)
         init_weights(self)
 
@@ -145,27 +166,61 @@ class CondUNet(nn.Module):
     ``out_act``: "tanh" (images in [-1, 1]), "sigmoid" (masks) or "none" (segmentation logits).
     """
 
-    def __init__(self, in_ch: int = 2, out_ch: int = 1, n_cond: int = 0, width: int = 16, depth: int = 3,
-                 out_act: str = "tanh") -> None:
+    def __init__(
+        self,
+        in_ch: int = 2,
+        out_ch: int = 1,
+        n_cond: int = 0,
+        width: int = 16,
+        depth: int = 3,
+        out_act: str = "tanh",
+        cond_every: bool = False,
+    ) -> None:
         super().__init__()
-        self.n_cond, self.out_act, self.depth = n_cond, out_act, depth
-        chs = [width * min(2 ** k, 8) for k in range(depth + 1)]
-        self.inc = nn.Sequential(conv_unit(in_ch, chs[0], 3, 1, 1, norm="none", act="relu"),
-                                 conv_unit(chs[0], chs[0], 3, 1, 1, act="relu"))
-        self.downs = nn.ModuleList([nn.Sequential(nn.MaxPool2d(2), conv_unit(chs[k], chs[k + 1], 3, 1, 1, act="relu"),
-                                                  conv_unit(chs[k + 1], chs[k + 1], 3, 1, 1, act="relu"))
-                                    for k in range(depth)])
+        self.n_cond, self.out_act, self.depth, self.cond_every = n_cond, out_act, depth, cond_every and n_cond > 0
+        extra = n_cond if self.cond_every else 0
+        chs = [width * min(2**k, 8) for k in range(depth + 1)]
+        self.inc = nn.Sequential(
+            conv_unit(in_ch, chs[0], 3, 1, 1, norm="none", act="relu"), conv_unit(chs[0], chs[0], 3, 1, 1, act="relu")
+        )
+        self.downs = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.MaxPool2d(2),
+                    conv_unit(chs[k], chs[k + 1], 3, 1, 1, act="relu"),
+                    conv_unit(chs[k + 1], chs[k + 1], 3, 1, 1, act="relu"),
+                )
+                for k in range(depth)
+            ]
+        )
         self.bottleneck = conv_unit(chs[depth] + n_cond, chs[depth], 3, 1, 1, act="relu")
         self.ups = nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest") for _ in range(depth)])
-        self.decs = nn.ModuleList([nn.Sequential(conv_unit(chs[k + 1] + chs[k], chs[k], 3, 1, 1, act="relu"),
-                                                 conv_unit(chs[k], chs[k], 3, 1, 1, act="relu"))
-                                   for k in reversed(range(depth))])
+        self.decs = nn.ModuleList(
+            [
+                nn.Sequential(
+                    conv_unit(chs[k + 1] + chs[k] + extra, chs[k], 3, 1, 1, act="relu"),
+                    conv_unit(chs[k], chs[k], 3, 1, 1, act="relu"),
+                )
+                for k in reversed(range(depth))
+            ]
+        )
         self.out = nn.Conv2d(chs[0], out_ch, 1)
         init_weights(self)
 
+    def _planes(self, cond: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """The condition as constant planes of ``h``'s size (Fig. 8's ``one_hot(i)`` matrix)."""
+        planes = (
+            one_hot_map(cond, self.n_cond, h.shape[-2:])
+            if cond.ndim == 1
+            else cond[:, :, None, None].expand(-1, -1, *h.shape[-2:])
+        )
+        return planes.to(h.dtype)
+
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        if x.shape[-1] % (2 ** self.depth) or x.shape[-2] % (2 ** self.depth):
-            raise ValueError(f"CondUNet(depth={self.depth}) needs H, W divisible by {2 ** self.depth}, got {tuple(x.shape[-2:])}")
+        if x.shape[-1] % (2**self.depth) or x.shape[-2] % (2**self.depth):
+            raise ValueError(
+                f"CondUNet(depth={self.depth}) needs H, W divisible by {2**self.depth}, got {tuple(x.shape[-2:])}"
+            )
         skips = [self.inc(x)]
         for d in self.downs:
             skips.append(d(skips[-1]))
@@ -173,12 +228,11 @@ class CondUNet(nn.Module):
         if self.n_cond:
             if cond is None:
                 raise ValueError("this CondUNet needs a condition (class indices or one-hot rows)")
-            planes = (one_hot_map(cond, self.n_cond, h.shape[-2:]) if cond.ndim == 1
-                      else cond[:, :, None, None].expand(-1, -1, *h.shape[-2:]))
-            h = torch.cat([h, planes.to(h.dtype)], 1)
+            h = torch.cat([h, self._planes(cond, h)], 1)
         h = self.bottleneck(h)
-        for up, dec in zip(self.ups, self.decs):
-            h = dec(torch.cat([up(h), skips.pop()], 1))
+        for up, dec in zip(self.ups, self.decs, strict=True):
+            h = torch.cat([up(h), skips.pop()], 1)
+            h = dec(torch.cat([h, self._planes(cond, h)], 1) if self.cond_every else h)
         y = self.out(h)
         if self.out_act == "tanh":
             return torch.tanh(y)
@@ -189,8 +243,7 @@ class CondUNet(nn.Module):
 
 def latent_shape(image_size: int, z_ch: int = 8, stages: int = 4) -> tuple[int, int, int]:
     """Shape of the latent matrix for an ``image_size`` input: (z_ch, size/2^stages, size/2^stages)."""
-    k = image_size // 2 ** stages
-    if k * 2 ** stages != image_size:
+    k = image_size // 2**stages
+    if k * 2**stages != image_size:
         raise ValueError(f"image_size {image_size} is not divisible by 2**{stages}")
     return (z_ch, k, k)
-

@@ -8,6 +8,7 @@ author's TensorFlow demo (quyili/MultimodalMedicalImagesSynthesis, ``code_demo/B
 weights far from 1. :data:`STRUCT_WEIGHTS` / :data:`MM_WEIGHTS` hold both: ``"code"`` (the default) and
 ``"printed"`` (every weight 1, the thesis as written; an ablation switch).
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,13 +16,29 @@ import torch.nn.functional as F
 
 from medsynth.losses import GANLoss
 from medsynth.models.structsynth.data import pick_lesions
-from medsynth.models.structsynth.networks import (CondUNet, Decoder, LatentDisc, VAEEncoder, VGGDisc, kl_divergence,
-                                                  latent_shape, one_hot_map, reparameterise)
+from medsynth.models.structsynth.networks import (
+    CondUNet,
+    Decoder,
+    LatentDisc,
+    VAEEncoder,
+    VGGDisc,
+    kl_divergence,
+    latent_shape,
+    one_hot_map,
+    reparameterise,
+)
 from medsynth.structure import fuse_noise_torch
-from medsynth.training import adam, GANTask, set_requires_grad, StepContext
+from medsynth.training import GANTask, StepContext, adam, set_requires_grad
 
-__all__ = ["STRUCT_WEIGHTS", "MM_WEIGHTS", "StructureGenTask", "MultiModalTask", "TranslatorTask", "SegTask",
-           "straight_through"]
+__all__ = [
+    "STRUCT_WEIGHTS",
+    "MM_WEIGHTS",
+    "StructureGenTask",
+    "MultiModalTask",
+    "TranslatorTask",
+    "SegTask",
+    "straight_through",
+]
 
 _LS = GANLoss("lsgan")
 
@@ -30,12 +47,15 @@ _LS = GANLoss("lsgan")
 #: MSE x25 + L1 x10, the mask terms x1, G_m's Eq. 6 x15). "printed": all 1, no extra terms.
 STRUCT_WEIGHTS = {
     "code": dict(d_z=10.0, g_z=0.001, moments=0.001, d_s=25.0, g_s=0.1, rec_mse=25.0, rec_l1=10.0, mask=1.0, m=15.0),
-    "printed": dict(d_z=1.0, g_z=1.0, moments=0.0, d_s=1.0, g_s=1.0, rec_mse=1.0, rec_l1=0.0, mask=1.0, m=1.0)}
+    "printed": dict(d_z=1.0, g_z=1.0, moments=0.0, d_s=1.0, g_s=1.0, rec_mse=1.0, rec_l1=0.0, mask=1.0, m=1.0),
+}
 #: Stage-B loss weights. "code": GET_MRI/model.py (D real x5, D fake x3, G adversarial x3, class terms x5,
 #: Eq. 16 x20 per pair, Eq. 18 x5). "printed": all 1. (The code's Eq. 15 uses per-class weights on a
 #: 5-class softmax; with one binary tumour channel here it keeps weight 1 in both.)
-MM_WEIGHTS = {"code": dict(d_real=5.0, d_fake=3.0, g_adv=3.0, cls=5.0, reg=20.0, les=1.0, pre=5.0),
-              "printed": dict(d_real=1.0, d_fake=1.0, g_adv=1.0, cls=1.0, reg=1.0, les=1.0, pre=1.0)}
+MM_WEIGHTS = {
+    "code": dict(d_real=5.0, d_fake=3.0, g_adv=3.0, cls=5.0, reg=20.0, les=1.0, pre=5.0),
+    "printed": dict(d_real=1.0, d_fake=1.0, g_adv=1.0, cls=1.0, reg=1.0, les=1.0, pre=1.0),
+}
 
 
 def _mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -69,19 +89,34 @@ class StructureGenTask(GANTask):
     G_m in G_s's optimiser instead). ``kl_weight`` adds the classic VAE KL (0: D_z does its job).
     """
 
-    def __init__(self, image_size: int = 64, z_ch: int = 8, width: int = 16, stages: int = 4,
-                 lr: float = 2e-5, kl_weight: float = 0.0, weights: str | dict = "code",
-                 binarise_fake: bool = True) -> None:
+    def __init__(
+        self,
+        image_size: int = 64,
+        z_ch: int = 8,
+        width: int = 16,
+        stages: int = 4,
+        lr: float = 2e-5,
+        kl_weight: float = 0.0,
+        weights: str | dict = "code",
+        binarise_fake: bool = True,
+    ) -> None:
         self.z_shape = latent_shape(image_size, z_ch, stages)
         self.kl_weight, self.binarise_fake = kl_weight, binarise_fake
         self.w = dict(STRUCT_WEIGHTS[weights]) if isinstance(weights, str) else dict(weights)
-        self.nets = {"E_s": VAEEncoder(1, z_ch, width, stages), "G_s": Decoder(z_ch, 1, width, stages),
-                     "D_z": LatentDisc(z_ch, 2 * width), "D_s": VGGDisc(1, 0, width, 3),
-                     "G_m": CondUNet(1, 1, 0, width, 3, out_act="sigmoid")}
+        self.nets = {
+            "E_s": VAEEncoder(1, z_ch, width, stages),
+            "G_s": Decoder(z_ch, 1, width, stages),
+            "D_z": LatentDisc(z_ch, 2 * width),
+            "D_s": VGGDisc(1, 0, width, 3),
+            "G_m": CondUNet(1, 1, 0, width, 3, out_act="sigmoid"),
+        }
         n = self.nets
-        self.opts = {"G_m": _adam(n["G_m"].parameters(), lr), "D_z": _adam(n["D_z"].parameters(), lr),
-                     "D_s": _adam(n["D_s"].parameters(), lr),
-                     "EG": _adam(list(n["E_s"].parameters()) + list(n["G_s"].parameters()), lr)}
+        self.opts = {
+            "G_m": _adam(n["G_m"].parameters(), lr),
+            "D_z": _adam(n["D_z"].parameters(), lr),
+            "D_s": _adam(n["D_s"].parameters(), lr),
+            "EG": _adam(list(n["E_s"].parameters()) + list(n["G_s"].parameters()), lr),
+        }
 
     def _ds_input(self, s_g: torch.Tensor) -> torch.Tensor:
         return straight_through(s_g) if self.binarise_fake else s_g
@@ -91,15 +126,15 @@ class StructureGenTask(GANTask):
         s, m = batch["s_struct"], batch["m_struct"]
         with ctx.autocast():
             m_r = n["G_m"](s)
-            loss_m = _mse(m_r, m)                                                    # Eq. 6
+            loss_m = _mse(m_r, m)  # Eq. 6
         ctx.update(w["m"] * loss_m, "G_m")
         with ctx.autocast():
             mean, logvar = n["E_s"](s)
-            f = reparameterise(mean, logvar)                                         # f = f_mean + exp(.5 f_logvar) z
+            f = reparameterise(mean, logvar)  # f = f_mean + exp(.5 f_logvar) z
             s_r = n["G_s"](f)
             z = torch.randn_like(mean)
             s_g = n["G_s"](z)
-            loss_dz = _LS(n["D_z"](z), True) + _LS(n["D_z"](f.detach()), False)      # Eq. 8
+            loss_dz = _LS(n["D_z"](z), True) + _LS(n["D_z"](f.detach()), False)  # Eq. 8
         ctx.update(w["d_z"] * loss_dz, "D_z")
         with ctx.autocast():
             loss_ds = _LS(n["D_s"](s)[0], True) + _LS(n["D_s"](self._ds_input(s_g.detach()))[0], False)  # Eq. 10
@@ -107,20 +142,34 @@ class StructureGenTask(GANTask):
         set_requires_grad([n["D_z"], n["D_s"], n["G_m"]], False)
         with ctx.autocast():
             m_g = n["G_m"](s_g).detach()
-            mask_r = (m_r.detach() * s_r).float().pow(2).mean()                        # Eq. 7, mask term
-            mask_g = (m_g * s_g).float().pow(2).mean()                                 # Eq. 11, mask term
+            mask_r = (m_r.detach() * s_r).float().pow(2).mean()  # Eq. 7, mask term
+            mask_g = (m_g * s_g).float().pow(2).mean()  # Eq. 11, mask term
             loss_r = w["rec_mse"] * _mse(s_r, s) + w["rec_l1"] * (s_r.float() - s.float()).abs().mean()  # Eq. 7
-            loss_g1 = _LS(n["D_z"](f), True)                                         # Eq. 9
-            loss_g2 = _LS(n["D_s"](self._ds_input(s_g))[0], True)                     # Eq. 11, adversarial
+            loss_g1 = _LS(n["D_z"](f), True)  # Eq. 9
+            loss_g2 = _LS(n["D_s"](self._ds_input(s_g))[0], True)  # Eq. 11, adversarial
             std = torch.exp(0.5 * logvar.float())
-            moments = mean.float().mean().pow(2) + (std.mean() - 1).pow(2)           # the code's extra latent terms
+            moments = mean.float().mean().pow(2) + (std.mean() - 1).pow(2)  # the code's extra latent terms
             kl = kl_divergence(mean.float(), logvar.float())
-            loss = (loss_r + w["mask"] * (mask_r + mask_g) + w["g_z"] * loss_g1 + w["g_s"] * loss_g2
-                    + w["moments"] * moments + self.kl_weight * kl)
+            loss = (
+                loss_r
+                + w["mask"] * (mask_r + mask_g)
+                + w["g_z"] * loss_g1
+                + w["g_s"] * loss_g2
+                + w["moments"] * moments
+                + self.kl_weight * kl
+            )
         ctx.update(loss, "EG")
         set_requires_grad([n["D_z"], n["D_s"], n["G_m"]], True)
-        return {"L_m": loss_m, "L_r": loss_r, "L_mask": mask_r + mask_g, "L_d1": loss_dz, "L_g1": loss_g1,
-                "L_d2": loss_ds, "L_g2": loss_g2, "KL": kl}
+        return {
+            "L_m": loss_m,
+            "L_r": loss_r,
+            "L_mask": mask_r + mask_g,
+            "L_d1": loss_dz,
+            "L_g1": loss_g1,
+            "L_d2": loss_ds,
+            "L_g2": loss_g2,
+            "KL": kl,
+        }
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,20 +202,42 @@ class MultiModalTask(GANTask):
     (B), ``noise_fusion`` (Eq. 12; C), ``reg_loss`` (D), ``les_loss`` (E). ``weights``: :data:`MM_WEIGHTS`.
     """
 
-    def __init__(self, struct: StructureGenTask | None = None, translator: torch.nn.Module | None = None,
-                 segmenter: torch.nn.Module | None = None, n_mod: int = 4, width: int = 16, depth: int = 3,
-                 lr: float = 2e-5, phase: str = "pretrain", input_mode: str = "structure", mask_filter: bool = True,
-                 noise_fusion: bool = True, reg_loss: bool = True, les_loss: bool = True,
-                 alpha1: float = 0.5, alpha2: float = 0.6, use_lesion: bool = True, weights: str | dict = "code") -> None:
+    def __init__(
+        self,
+        struct: StructureGenTask | None = None,
+        translator: torch.nn.Module | None = None,
+        segmenter: torch.nn.Module | None = None,
+        n_mod: int = 4,
+        width: int = 16,
+        depth: int = 3,
+        lr: float = 2e-5,
+        phase: str = "pretrain",
+        input_mode: str = "structure",
+        mask_filter: bool = True,
+        noise_fusion: bool = True,
+        reg_loss: bool = True,
+        les_loss: bool = True,
+        alpha1: float = 0.5,
+        alpha2: float = 0.6,
+        use_lesion: bool = True,
+        weights: str | dict = "code",
+        cond_every: bool = False,
+        adv_maps: str = "generated",
+        anchor: float = 0.0,
+        freeze_bn: bool = False,
+    ) -> None:
         if phase not in ("pretrain", "adversarial") or input_mode not in ("structure", "noise"):
             raise ValueError(f"bad phase {phase!r} or input_mode {input_mode!r}")
+        if adv_maps not in ("generated", "real"):
+            raise ValueError(f"adv_maps must be 'generated' or 'real', got {adv_maps!r}")
+        self.adv_maps, self.anchor, self.freeze_bn = adv_maps, anchor, freeze_bn
         self.n_mod, self.phase, self.input_mode = n_mod, phase, input_mode
         self.mask_filter, self.noise_fusion, self.use_lesion = mask_filter, noise_fusion, use_lesion
         self.reg_loss, self.les_loss = reg_loss and translator is not None, les_loss and segmenter is not None
         self.alpha1, self.alpha2 = alpha1, alpha2
         self.w = dict(MM_WEIGHTS[weights]) if isinstance(weights, str) else dict(weights)
         self.z_shape = struct.z_shape if struct is not None else None
-        self.nets = {"G": CondUNet(2, 1, n_mod, width, depth, "tanh"), "D": VGGDisc(1, n_mod, width, 3)}
+        self.nets = {"G": CondUNet(2, 1, n_mod, width, depth, "tanh", cond_every), "D": VGGDisc(1, n_mod, width, 3)}
         self.frozen = {}
         if struct is not None:
             self.frozen.update(G_s=struct.nets["G_s"], G_m=struct.nets["G_m"])
@@ -200,6 +271,15 @@ class MultiModalTask(GANTask):
         lab = pick_lesions(pool.to(device), m_g, None, self.mask_filter)
         return {"s": s_g, "m": m_g, "label": lab, "input": self.fuse(s_g, m_g, lab)}
 
+    @torch.no_grad()
+    def real_map_inputs(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The author's GET_MRI/train.py: the adversarial phase reads the structure maps and masks extracted from
+        the real training slices (``s_struct``, ``m_struct``), with a lesion drawn from other slices and filtered by
+        the mask; the thesis (Sec. 4.3) says maps from G_s. ``adv_maps="real"`` selects this reading."""
+        s, m = batch["s_struct"], batch["m_struct"]
+        lab = pick_lesions(batch["label"], m, None, self.mask_filter)
+        return {"s": s, "m": m, "label": lab, "input": self.fuse(s, m, lab)}
+
     def _expand(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every modality for every input: (B,C,H,W) -> (n_mod*B,C,H,W) plus modality indices (modality-major)."""
         idx = torch.arange(self.n_mod, device=inp.device).repeat_interleave(len(inp))
@@ -222,16 +302,21 @@ class MultiModalTask(GANTask):
             net.eval()
         w = self.w
         x, b = batch["x"], len(batch["x"])
-        x_flat, real_idx = self.flat_real(x)                               # modality-major, like _expand
-        if self.phase == "pretrain":                                        # Eq. 18
-            big, idx = self._expand(self.fuse(batch["s_struct"], batch["m_struct"], batch["label"]))
-            m = batch["m"].transpose(0, 1).reshape(-1, 1, *x.shape[-2:])    # m_i of each modality
+        x_flat, real_idx = self.flat_real(x)  # modality-major, like _expand
+        if self.phase == "pretrain":  # Eq. 18
             with ctx.autocast():
-                x_g = self.nets["G"](big, idx)
-                loss = _mse(x_g, x_flat) + _mse(x_g * m, x_flat * m)
+                loss = self.pretrain_loss(batch, x_flat)
             ctx.update(w["pre"] * loss, "G")
             return {"L_p": loss}
-        rnd = self.random_inputs(b, batch["label"], x.device)
+        if self.freeze_bn:  # keep G's BatchNorm statistics those of the Eq. 18 pretraining (see freeze_bn)
+            for mod in self.nets["G"].modules():
+                if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                    mod.eval()
+        rnd = (
+            self.random_inputs(b, batch["label"], x.device)
+            if self.adv_maps == "generated"
+            else self.real_map_inputs(batch)
+        )
         big, idx = self._expand(rnd["input"])
         if not torch.equal(idx, real_idx):
             raise RuntimeError("real and generated modality orders differ")
@@ -240,26 +325,39 @@ class MultiModalTask(GANTask):
             x_g = self.nets["G"](big, idx)
             d_r, c_r = self.nets["D"](x_flat)
             d_f, c_f = self.nets["D"](x_g.detach())
-            loss_d = (w["d_real"] * _LS(d_r, True) + w["d_fake"] * _LS(d_f, False)
-                      + w["cls"] * (_mse(c_r, onehot) + _mse(c_f, onehot)))               # Eq. 13
+            loss_d = (
+                w["d_real"] * _LS(d_r, True)
+                + w["d_fake"] * _LS(d_f, False)
+                + w["cls"] * (_mse(c_r, onehot) + _mse(c_f, onehot))
+            )  # Eq. 13
         ctx.update(loss_d, "D")
         set_requires_grad(self.nets["D"], False)
         out = {"L_D": loss_d}
         with ctx.autocast():
             d_f, c_f = self.nets["D"](x_g)
-            loss_g = _LS(d_f, True) + _mse(c_f, onehot)                                    # Eq. 14
+            loss_g = _LS(d_f, True) + _mse(c_f, onehot)  # Eq. 14
             loss = w["g_adv"] * _LS(d_f, True) + w["cls"] * _mse(c_f, onehot)
-            if self.les_loss:                                                            # Eq. 15
+            if self.les_loss:  # Eq. 15
                 l_g = torch.sigmoid(self.nets["G_l"](x_g))
                 out["L_les"] = _mse(l_g, rnd["label"].repeat(self.n_mod, 1, 1, 1))
                 loss = loss + w["les"] * out["L_les"]
-            if self.reg_loss:                                                            # Eq. 16
+            if self.anchor:  # Eq. 18 kept (see anchor)
+                out["L_p"] = self.pretrain_loss(batch, x_flat)
+                loss = loss + self.anchor * w["pre"] * out["L_p"]
+            if self.reg_loss:  # Eq. 16
                 out["L_reg"] = self.registration_loss(x_g.reshape(self.n_mod, b, 1, *x.shape[-2:]))
                 loss = loss + w["reg"] * out["L_reg"]
         ctx.update(loss, "G")
         set_requires_grad(self.nets["D"], True)
         out["L_g"] = loss_g
         return out
+
+    def pretrain_loss(self, batch: dict, x_flat: torch.Tensor) -> torch.Tensor:
+        """Eq. 18 on real slices: one map ``s_struct`` per slice (with its mask and lesion) for every modality."""
+        big, idx = self._expand(self.fuse(batch["s_struct"], batch["m_struct"], batch["label"]))
+        m = batch["m"].transpose(0, 1).reshape(-1, 1, *x_flat.shape[-2:])  # m_i of each modality
+        x_g = self.nets["G"](big, idx)
+        return _mse(x_g, x_flat) + _mse(x_g * m, x_flat * m)
 
     def registration_loss(self, x_g: torch.Tensor) -> torch.Tensor:
         """Eq. 16: ``sum_j sum_{i != j} ||x_{g,i} - G_t(x_{g,j}, one_hot(i))||^2`` (x_g: (n_mod,B,1,H,W)), as a mean."""
@@ -274,7 +372,7 @@ class MultiModalTask(GANTask):
         else:
             inp = self.random_inputs(len(batch["x"]), batch["label"], batch["x"].device)["input"]
         x_g = self.generate(inp)
-        return [inp[:, :1] * 2 - 1] + [x_g[:, i:i + 1] for i in range(self.n_mod)]
+        return [inp[:, :1] * 2 - 1] + [x_g[:, i : i + 1] for i in range(self.n_mod)]
 
 
 class TranslatorTask(GANTask):
@@ -287,8 +385,15 @@ class TranslatorTask(GANTask):
     for), so the target here is ``j``. Eqs. 19-21 carry no weights; ``w_cycle`` defaults to 1 as written.
     """
 
-    def __init__(self, n_mod: int = 4, width: int = 16, depth: int = 3, lr: float = 2e-5, w_cycle: float = 1.0,
-                 all_pairs: bool = False) -> None:
+    def __init__(
+        self,
+        n_mod: int = 4,
+        width: int = 16,
+        depth: int = 3,
+        lr: float = 2e-5,
+        w_cycle: float = 1.0,
+        all_pairs: bool = False,
+    ) -> None:
         self.n_mod, self.w_cycle, self.all_pairs = n_mod, w_cycle, all_pairs
         self.nets = {"G_t": CondUNet(1, 1, n_mod, width, depth, "tanh"), "D_t": VGGDisc(1, n_mod, width, 3)}
         self.opts = {"G_t": _adam(self.nets["G_t"].parameters(), lr), "D_t": _adam(self.nets["D_t"].parameters(), lr)}
@@ -309,13 +414,13 @@ class TranslatorTask(GANTask):
             x_t = G(x_i, j)
             d_r, c_r = D(x_i)
             d_f, c_f = D(x_t.detach())
-            loss_d = _LS(d_r, True) + _LS(d_f, False) + _mse(c_r, oh_i) + _mse(c_f, oh_j)      # Eq. 20
+            loss_d = _LS(d_r, True) + _LS(d_f, False) + _mse(c_r, oh_i) + _mse(c_f, oh_j)  # Eq. 20
         ctx.update(loss_d, "D_t")
         set_requires_grad(D, False)
         with ctx.autocast():
             d_f, c_f = D(x_t)
-            loss_g = _LS(d_f, True) + _mse(c_f, oh_j)                                          # Eq. 21
-            loss_cyc = _mse(G(x_t, i), x_i)                                                    # Eq. 19
+            loss_g = _LS(d_f, True) + _mse(c_f, oh_j)  # Eq. 21
+            loss_cyc = _mse(G(x_t, i), x_i)  # Eq. 19
             loss = loss_g + self.w_cycle * loss_cyc
         ctx.update(loss, "G_t")
         set_requires_grad(D, True)
@@ -332,8 +437,15 @@ class SegTask(GANTask):
     class weighted by ``pos_weight`` here. Sec. 5.2.1 / the author's SEGMENTATION code: Adam lr 1e-5 (code
     2e-5), beta1 0.5. Batch keys ``image`` (B,C,H,W) in [-1,1], ``label`` (B,1,H,W)."""
 
-    def __init__(self, in_ch: int = 1, width: int = 16, depth: int = 3, lr: float = 1e-5, pos_weight: float = 3.0,
-                 beta1: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_ch: int = 1,
+        width: int = 16,
+        depth: int = 3,
+        lr: float = 1e-5,
+        pos_weight: float = 3.0,
+        beta1: float = 0.5,
+    ) -> None:
         self.nets = {"seg": CondUNet(in_ch, 1, 0, width, depth, out_act="none")}
         self.opts = {"seg": _adam(self.nets["seg"].parameters(), lr, beta1)}
         self.pos_weight = pos_weight

@@ -1,5 +1,6 @@
 """Chapter 04 explorer views through the trained multi-modal generator (pure functions; wrapped by
 :func:`medsynth.widgets.fusion_explorer`): what Eq. 12 and Algorithm 2's knobs do to the synthesis."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,9 +15,17 @@ __all__ = ["synthesis_view"]
 
 
 @torch.no_grad()
-def synthesis_view(task: MultiModalTask, x: np.ndarray, alpha1: float = 0.5, alpha2: float = 0.6,
-                   seeds: tuple[int, ...] = (0, 1), alg1: dict | None = None, alg2: dict | None = None,
-                   lesion: np.ndarray | None = None, real: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+def synthesis_view(
+    task: MultiModalTask,
+    x: np.ndarray,
+    alpha1: float = 0.5,
+    alpha2: float = 0.6,
+    seeds: tuple[int, ...] = (0, 1),
+    alg1: dict | None = None,
+    alg2: dict | None = None,
+    lesion: np.ndarray | None = None,
+    real: np.ndarray | None = None,
+) -> tuple[np.ndarray, str]:
     """Eq. 12 fed through G (Sec. 4.3): top row ``x | s | m`` (+ the real modalities ``real`` (4,H,W) in [0,1]
     when given), then per seed ``s' | T1 | T2 | T1c | FLAIR`` synthesized from that seed's noise. All panels
     share one [0, 1] scale. ``alg1`` / ``alg2``: Algorithm 1 / 2 settings (the notebook's); ``lesion``: the
@@ -44,8 +53,10 @@ def synthesis_view(task: MultiModalTask, x: np.ndarray, alpha1: float = 0.5, alp
     img = np.concatenate(sum([[ln, pad_r] for ln in lines], [])[:-1], 0).clip(0, 1)
     diff = float(np.abs(outs[0] - outs[-1]).mean()) if len(outs) > 1 else 0.0
     spread = float(np.mean([o.reshape(len(MODALITIES), -1).mean(1).std() for o in outs]))
-    cap = (f"rows: x | s | m{' | real T1 T2' if real is not None else ''}; then per seed {list(seeds)}: s' | "
-           f"{' | '.join(MODALITIES)}. z'~U({a1:.2f}, {a2:.2f}): contours (s = 1) stay {1 - a2:.2f} above the "
-           f"brightest noise{' - at alpha2 = 1 they vanish into it' if a2 >= 1 else ''}; "
-           f"mean |seed {seeds[0]} - seed {seeds[-1]}| = {diff:.3f}, spread of the modalities' means {spread:.3f}")
+    cap = (
+        f"rows: x | s | m{' | real T1 T2' if real is not None else ''}; then per seed {list(seeds)}: s' | "
+        f"{' | '.join(MODALITIES)}. z'~U({a1:.2f}, {a2:.2f}): contours (s = 1) stay {1 - a2:.2f} above the "
+        f"brightest noise{' - at alpha2 = 1 they vanish into it' if a2 >= 1 else ''}; "
+        f"mean |seed {seeds[0]} - seed {seeds[-1]}| = {diff:.3f}, spread of the modalities' means {spread:.3f}"
+    )
     return img, cap

@@ -101,7 +101,10 @@ def density_threshold(p: torch.Tensor, fraction: float) -> float:
     if k == n:
         lo = float(top[-1])
         return lo - max(1e-6, abs(lo) * 1e-6)
-    return float((top[k - 1] + top[k]) / 2)
+    t = ((top[k - 1].double() + top[k].double()) / 2).float()  # the float32 the threshold buffer will hold
+    if not top[k] < t < top[k - 1]:  # neighbours one float apart: the midpoint rounds onto one of them
+        t = top[k]
+    return float(t)
 
 
 class StructureGenTask(GANTask):
@@ -118,7 +121,10 @@ class StructureGenTask(GANTask):
     samples by :meth:`calibrate_threshold` after training) so that :meth:`Decoder.binarise` matches it.
     Mask terms: Eq. 7's ``m_r = G_m(s)`` is a constant for the E_s/G_s update (detached: it depends on the
     real map only); Eq. 11's ``m_g = G_m(s_g)`` back-propagates through the frozen G_m into ``s_g``, as Eq. 11
-    writes it a function of G_s. Neither term trains G_m (its weights are frozen there; the author's code
+    writes it a function of G_s. In Eq. 11 both G_m and the term ``||m_g x s_g||`` get the binarised
+    (straight-through) ``s_g`` that D_s sees: G_m was trained on binary maps and reads a soft map as
+    "no organ" (measured: mask = background everywhere), and the term then shrinks every pixel of G_s's maps.
+    Neither term trains G_m (its weights are frozen there; the author's code
     puts G_m in G_s's optimiser instead). ``kl_weight`` adds the classic VAE KL (0: D_z does its job).
     """
 
@@ -221,12 +227,13 @@ class StructureGenTask(GANTask):
         ctx.update(w["d_s"] * loss_ds, "D_s")
         set_requires_grad([n["D_z"], n["D_s"], n["G_m"]], False)
         with ctx.autocast():
-            m_g = n["G_m"](s_g)  # Eq. 11: through the frozen G_m (its weights get no gradient here)
+            s_b = self._ds_input(s_g, t)  # the binary s_g (straight-through): what D_s and G_m are shown
+            m_g = n["G_m"](s_b)  # Eq. 11: through the frozen G_m (its weights get no gradient here)
             mask_r = (m_r.detach() * s_r).float().pow(2).mean()  # Eq. 7, mask term (m_r depends on s only)
-            mask_g = (m_g * s_g).float().pow(2).mean()  # Eq. 11, mask term
+            mask_g = (m_g * s_b).float().pow(2).mean()  # Eq. 11, mask term
             loss_r = w["rec_mse"] * _mse(s_r, s) + w["rec_l1"] * (s_r.float() - s.float()).abs().mean()  # Eq. 7
             loss_g1 = _LS(n["D_z"](f), True)  # Eq. 9
-            loss_g2 = _LS(n["D_s"](self._ds_input(s_g, t))[0], True)  # Eq. 11, adversarial
+            loss_g2 = _LS(n["D_s"](s_b)[0], True)  # Eq. 11, adversarial
             std = torch.exp(0.5 * logvar.float())
             moments = mean.float().mean().pow(2) + (std.mean() - 1).pow(2)  # the code's extra latent terms
             kl = kl_divergence(mean.float(), logvar.float())
@@ -254,9 +261,10 @@ class StructureGenTask(GANTask):
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``s_g = G_s(z)`` and ``m_g = G_m(s_g)`` (Sec. 4.6), both (B,1,H,W) in [0,1]."""
+        """``s_g = G_s(z)`` (soft, in [0,1]) and ``m_g = G_m(G_s.binarise(s_g))`` (Sec. 4.6), both (B,1,H,W): G_m
+        reads the binary map, as in training (Eq. 11) and synthesis; on a soft map it sees no structure."""
         s_g = self.nets["G_s"](z)
-        return s_g, self.nets["G_m"](s_g)
+        return s_g, self.nets["G_m"](self.nets["G_s"].binarise(s_g))
 
     def sample(self, batch: dict) -> list[torch.Tensor]:
         s = batch["s_struct"]

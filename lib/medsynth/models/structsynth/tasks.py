@@ -270,6 +270,7 @@ class StructureGenTask(GANTask):
         s = batch["s_struct"]
         mean, _ = self.nets["E_s"](s)
         s_g, m_g = self.generate(torch.randn_like(mean))
+        s_g = self.nets["G_s"].binarise(s_g)  # as D_s and synthesis see it (the soft map's scale drifts)
         return [s * 2 - 1, self.nets["G_s"](mean) * 2 - 1, self.nets["G_m"](s) * 2 - 1, s_g * 2 - 1, m_g * 2 - 1]
 
 

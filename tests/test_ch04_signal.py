@@ -293,3 +293,23 @@ def test_presets_default_to_the_fixes():
     for name in ("quick", "standard", "full"):
         p = PRESETS[name]
         assert p.struct_threshold == "density" and p.reg_gate and p.fresh_adam
+
+
+def test_a_gated_task_never_calls_g_t_in_the_adversarial_phase(data, tmp_path):
+    calls = []
+
+    class _CountingGt(torch.nn.Module):  # a stand-in G_t that copies its input and counts calls
+        def forward(self, x, cond):
+            calls.append(len(x))
+            return x[:, :1]
+
+    torch.manual_seed(0)
+    st = StructureGenTask(SIZE, z_ch=4, width=8, stages=3)
+    on = MultiModalTask(st, _CountingGt(), None, width=8, depth=2, lr=1e-3)
+    on.start_adversarial()
+    assert "L_reg" in _fit(on, data, 1, tmp_path / "on")[-1] and calls
+    calls.clear()
+    off = MultiModalTask(st, _CountingGt(), None, width=8, depth=2, lr=1e-3)
+    off.gate_registration(0.2, 0.5)
+    off.start_adversarial()
+    assert "L_reg" not in _fit(off, data, 1, tmp_path / "off")[-1] and not calls

@@ -76,7 +76,12 @@ class StructSynthPreset(presets.Preset):
     ``struct_gs``: G_s's D_s-adversarial weight in place of the code's 0.1 (None: the code's). ``cond_every``: G gets
     ``one_hot(i)`` at every decoder level, not only the bottleneck (Sec. 4.3). ``anchor``: Eq. 18 kept in the
     adversarial phase at this multiple of its pretraining weight (the thesis: 0; SkrGAN's weighted sum). Both are
-    departures of the CPU presets, measured in the notebook (issue 13 item 4)."""
+    departures of the CPU presets, measured in the notebook (issue 13 item 4). ``struct_threshold``: where G_s's
+    maps are binarised for D_s (Eqs. 10-11) and for synthesis: "density" (the real maps' structure fraction,
+    :func:`~medsynth.models.structsynth.tasks.density_threshold`) or a float (0.5: the earlier cut, an ablation).
+    ``reg_gate``: Eq. 16 only if G_t beats "copy the input" on the training slices
+    (:meth:`MultiModalTask.gate_registration`). ``fresh_adam``: a new Adam for G when Eqs. 13-17 start
+    (:meth:`MultiModalTask.start_adversarial`)."""
 
     n_train: int = 2000
     n_test: int = 200
@@ -94,6 +99,9 @@ class StructSynthPreset(presets.Preset):
     struct_gs: float | None = None
     cond_every: bool = False
     anchor: float = 0.0
+    struct_threshold: str | float = "density"
+    reg_gate: bool = True
+    fresh_adam: bool = True
 
 
 PRESETS: dict[str, StructSynthPreset] = {
@@ -187,8 +195,12 @@ def train_structure(
         lr=p.struct_lr,
         kl_weight=p.struct_kl,
         weights=weights,
+        threshold=p.struct_threshold,
     )
-    return task, presets.train(task, train, p, Path(out) / "structure", device, seed)
+    task.real_fraction = float(train.s_struct.float().mean())  # the density D_s's fakes are cut to
+    hist = presets.train(task, train, p, Path(out) / "structure", device, seed)
+    task.calibrate_threshold(train.s_struct, seed=seed)  # G_s.threshold on many samples of the trained G_s
+    return task, hist
 
 
 def train_translator_and_segmenter(
@@ -208,7 +220,10 @@ def train_translator_and_segmenter(
     seg_train = SegDataset(train.x01.reshape(-1, 1, size, size) * 2 - 1, train.label.repeat_interleave(4, 0))
     h_s = presets.train(seg, seg_train, p, Path(out) / "lesion_segmenter", device, seed, steps=st["segmenter"])
     d, mse = seg_dice(seg.nets["seg"], test.x01.reshape(-1, 1, size, size) * 2 - 1, test.label.repeat_interleave(4, 0))
+    # Eq. 16's gate (reg_gate) is decided on training slices, never on the test set
+    gate = translator_scores(trans, train, train)
     return {
+        "translator_train": gate,
         "translator": trans,
         "hist_translator": h_t,
         "segmenter": seg,
@@ -260,7 +275,10 @@ def train_multimodal(
     else:
         h_pre = presets.train(task, train, p, Path(out) / f"{name}_pretrain", device, seed, steps=pre)
     task.pretrained_state = {k: copy.deepcopy(task.nets[k].state_dict()) for k in ("G", "D")}
-    task.phase = "adversarial"
+    if p.reg_gate and "translator_train" in aux:
+        tr = aux["translator_train"]
+        task.gate_registration(tr["G_t"]["SSIM"], tr["copy the input"]["SSIM"])
+    task.start_adversarial(p.fresh_adam)
     h_adv = presets.train(task, train, p, Path(out) / f"{name}_adversarial", device, seed, steps=adv)
     return task, h_pre, h_adv
 
@@ -480,6 +498,8 @@ def run_seed(
         "diversity": diversity,
         "contrast": contrast,
         "contrast_pretrain": contrast_pre,
+        "reg_on": mm.reg_loss,
+        "reg_gated": mm.reg_gated,
     }
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "nearest_distance",
     "structure_diversity",
     "modality_contrast",
+    "contrast_orderings",
     "modality_spread",
     "TABLE5",
     "TABLE5_LEFT_OUT",
@@ -97,16 +98,19 @@ def nearest_distance(maps: torch.Tensor, ref: torch.Tensor, max_n: int = 64) -> 
 def structure_diversity(
     struct: StructureGenTask, train: BrainStructDataset, test: BrainStructDataset, n: int = 64, seed: int = 0
 ) -> dict[str, float]:
-    """Are generated maps varied and organ-like? ``s_g = G_s(z) > 0.5`` masked by ``G_m`` (as synthesis uses them)
+    """Are generated maps varied and organ-like? ``s_g = G_s.binarise(G_s(z))`` (the density-matched threshold
+    buffer) masked by ``G_m`` (as synthesis uses them)
     against the real maps (``s_struct``): mean pairwise distance among generated maps vs among held-out real maps
     (diversity; a collapsed G_s gives ~0), mean distance to the nearest training map vs the same for held-out
-    real maps (organ-likeness; noise is far from every real map), and the structure fractions."""
+    real maps (organ-likeness; noise is far from every real map; a memorising G_s is nearer than held-out maps),
+    the structure fractions and the threshold used."""
     g = torch.Generator().manual_seed(seed)
     dev = next(struct.nets["G_s"].parameters()).device
     with eval_mode(struct.nets.values()):
         z = torch.randn(n, *struct.z_shape, generator=g).to(dev)
         s_g, m_g = struct.generate(z)
-    s_g = ((s_g > 0.5).float() * (m_g <= 0.5).float()).cpu()
+    G_s = struct.nets["G_s"]
+    s_g = (G_s.binarise(s_g) * (m_g <= 0.5).float()).cpu()
     real = test.s_struct
     return {
         "pairwise_generated": pairwise_distance(s_g),
@@ -115,17 +119,20 @@ def structure_diversity(
         "nearest_real": nearest_distance(real, train.s_struct),
         "fraction_generated": float(s_g.mean()),
         "fraction_real": float(real.mean()),
+        "threshold": float(G_s.threshold),
     }
 
 
 @torch.no_grad()
-def modality_contrast(task: MultiModalTask, ds: BrainStructDataset, seed: int = 0) -> dict:
+def modality_contrast(task: MultiModalTask, ds: BrainStructDataset, seed: int = 0, margin: float = 0.05) -> dict:
     """Do the four synthesized modalities differ as the real ones do? G is fed each held-out slice's own
     structure map, mask and lesion (the Eq. 18 input) and asked for every modality; the mean intensity per
     tissue class (:data:`TISSUE_CLASSES`, from the phantom's tissue maps) per modality is compared with the real
     slice's. Returns the two (tissues x modalities) tables, their mean absolute difference ``error``, the
     error of the best "same image for every modality" answer (each tissue's mean over modalities,
-    ``error_same``), and the spread across modalities (std of the table's rows, mean over tissues)."""
+    ``error_same``), the spread across modalities (std of the table's rows, mean over tissues), and the class
+    orderings: for every tissue pair and modality whose real means differ by more than ``margin``, whether the
+    generated means are ordered the same way (``orderings_right`` of ``orderings_total``)."""
     if ds.tissue is None:
         raise ValueError("modality_contrast needs phantom slices with tissue maps (BrainStructDataset(seeds=...))")
     state = torch.random.get_rng_state()
@@ -143,6 +150,7 @@ def modality_contrast(task: MultiModalTask, ds: BrainStructDataset, seed: int = 
     for name, x in (("generated", gen01), ("real", real01)):
         tab[name] = np.array([[float(x[:, i][ds.tissue == c].mean()) for i in range(len(MODALITIES))] for c in classes])
     same = tab["real"].mean(1, keepdims=True)
+    right, total = contrast_orderings(tab["generated"], tab["real"], margin)
     return {
         "tissues": [TISSUE_CLASSES[c] for c in classes],
         "modalities": list(MODALITIES),
@@ -152,7 +160,25 @@ def modality_contrast(task: MultiModalTask, ds: BrainStructDataset, seed: int = 
         "error_same": float(np.abs(same - tab["real"]).mean()),
         "spread_generated": float(tab["generated"].std(1).mean()),
         "spread_real": float(tab["real"].std(1).mean()),
+        "orderings_right": right,
+        "orderings_total": total,
     }
+
+
+def contrast_orderings(gen: np.ndarray, real: np.ndarray, margin: float = 0.05) -> tuple[int, int]:
+    """Tissue-class orderings per modality: over every modality and tissue pair ``(a, b)`` whose real means
+    (``real`` (tissues x modalities)) differ by more than ``margin``, count how many generated means ``gen`` are
+    ordered the same way (e.g. T1: wm brighter than gm; T2: csf brighter than wm). Returns (right, total)."""
+    gen, real = np.asarray(gen, float), np.asarray(real, float)
+    right = total = 0
+    for i in range(real.shape[1]):
+        for a in range(real.shape[0]):
+            for b in range(a + 1, real.shape[0]):
+                d = real[a, i] - real[b, i]
+                if abs(d) > margin:
+                    total += 1
+                    right += int(np.sign(gen[a, i] - gen[b, i]) == np.sign(d))
+    return right, total
 
 
 def modality_spread(x: torch.Tensor, organ: torch.Tensor) -> float:

@@ -142,10 +142,18 @@ def _up(in_ch: int, out_ch: int) -> nn.Sequential:
 
 
 class Decoder(nn.Module):
-    """G_s (Fig. 7): latent matrix -> structure map in [0, 1] (U-Net expanding path, upsample + 2 convs)."""
+    """G_s (Fig. 7): latent matrix -> structure map in [0, 1] (U-Net expanding path, upsample + 2 convs).
+
+    Real structure maps (Algorithm 1) are binary; G_s's sigmoid maps are soft. :meth:`binarise` turns a map
+    into the binary ``s_g`` that D_s (Eq. 10-11), G_m (Eq. 11, Sec. 4.6) and G (Eq. 12-14) see, at the
+    ``threshold`` buffer (0.5 until :meth:`StructureGenTask.calibrate_threshold` sets the density-matched
+    value). Being a buffer, the threshold travels with the weights (checkpoints, ``state_dict``), so training,
+    synthesis, the notebook and the explorers binarise alike.
+    """
 
     def __init__(self, z_ch: int = 8, out_ch: int = 1, width: int = 16, stages: int = 4) -> None:
         super().__init__()
+        self.register_buffer("threshold", torch.tensor(0.5))
         chs = [width * min(2**k, 8) for k in range(stages)][::-1]
         self.inp = conv_unit(z_ch, chs[0], 3, 1, 1, act="relu")
         self.ups = nn.Sequential(
@@ -156,6 +164,15 @@ class Decoder(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.out(self.ups(self.inp(f))))
+
+    def binarise(self, p: torch.Tensor) -> torch.Tensor:
+        """``(p > threshold)`` as a float map: the binary structure map ``s_g`` of a G_s output ``p``."""
+        return (p > self.threshold.to(p.device, p.dtype)).to(p.dtype)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints written before the threshold buffer existed binarised at 0.5: load them as such
+        state_dict.setdefault(prefix + "threshold", torch.tensor(0.5))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class CondUNet(nn.Module):

@@ -38,6 +38,7 @@ __all__ = [
     "TranslatorTask",
     "SegTask",
     "straight_through",
+    "density_threshold",
 ]
 
 _LS = GANLoss("lsgan")
@@ -77,16 +78,54 @@ def straight_through(p: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return p + ((p > threshold).to(p.dtype) - p).detach()
 
 
+def density_threshold(p: torch.Tensor, fraction: float) -> float:
+    """The threshold ``t`` at which ``(p > t)`` has foreground fraction ``fraction`` (to one pixel).
+
+    Real structure maps (Algorithm 1) have a fixed share of structure pixels; G_s's sigmoid maps cross 0.5
+    on far fewer (or more) pixels, so ``p > 0.5`` shows D_s maps of the wrong density, which it tells apart
+    at once. Thresholding at this ``t`` gives the fakes the real maps' density, and D_s must judge shapes.
+    With ``k = round(fraction * p.numel())``, ``t`` is the midpoint between the k-th and (k+1)-th largest
+    values of ``p``; ``k = 0`` gives ``max(p)`` (nothing above it), ``k = numel`` a value just below ``min(p)``.
+    Ties at the cut make the fraction exact only up to the tied pixels.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    v = p.detach().flatten().float()
+    n = v.numel()
+    if n == 0:
+        raise ValueError("density_threshold needs a non-empty tensor")
+    k = int(round(fraction * n))
+    if k == 0:
+        return float(v.max())
+    top = torch.topk(v, min(k + 1, n)).values
+    if k == n:
+        lo = float(top[-1])
+        return lo - max(1e-6, abs(lo) * 1e-6)
+    t = ((top[k - 1].double() + top[k].double()) / 2).float()  # the float32 the threshold buffer will hold
+    if not top[k] < t < top[k - 1]:  # neighbours one float apart: the midpoint rounds onto one of them
+        t = top[k]
+    return float(t)
+
+
 class StructureGenTask(GANTask):
     """Fig. 7: E_s/G_s (VAE), D_z (latent D), D_s (structure-map D), G_m (mask generator).
 
     Batch keys ``s_struct`` (structure map s, Algorithm 1) and ``m_struct`` (mask m, Algorithm 2).
     One step: G_m on Eq. 6; D_z on Eq. 8 and D_s on Eq. 10; then E_s and G_s together on Eq. 7 + 9 + 11.
     ``weights``: "code" | "printed" | a dict (:data:`STRUCT_WEIGHTS`). ``binarise_fake``: D_s sees
-    :func:`straight_through` maps (off = the soft sigmoid, which collapses). Both mask terms use a
-    mask that is a constant for this update: Eq. 7's ``m_r`` and Eq. 11's ``m_g`` are detached, so
-    the mask terms move G_s's structure into the organ and never train G_m (the author's code puts
-    G_m in G_s's optimiser instead). ``kl_weight`` adds the classic VAE KL (0: D_z does its job).
+    :func:`straight_through` maps (off = the soft sigmoid, which collapses). ``threshold``: where those
+    maps are cut: ``"density"`` (default) at :func:`density_threshold` of each batch of fakes, matched to the
+    real maps' mean structure fraction (set by :meth:`calibrate_threshold`, else the batch's), or a float
+    (0.5: the earlier fixed cut, an ablation: G_s's maps then have the wrong density and D_s wins again).
+    The cut in use is kept in ``G_s.threshold`` (an exponential average over steps, re-calibrated on many
+    samples by :meth:`calibrate_threshold` after training) so that :meth:`Decoder.binarise` matches it.
+    Mask terms: Eq. 7's ``m_r = G_m(s)`` is a constant for the E_s/G_s update (detached: it depends on the
+    real map only); Eq. 11's ``m_g = G_m(s_g)`` back-propagates through the frozen G_m into ``s_g``, as Eq. 11
+    writes it a function of G_s. In Eq. 11 both G_m and the term ``||m_g x s_g||`` get the binarised
+    (straight-through) ``s_g`` that D_s sees: G_m was trained on binary maps and reads a soft map as
+    "no organ" (measured: mask = background everywhere), and the term then shrinks every pixel of G_s's maps.
+    Neither term trains G_m (its weights are frozen there; the author's code
+    puts G_m in G_s's optimiser instead). ``kl_weight`` adds the classic VAE KL (0: D_z does its job).
     """
 
     def __init__(
@@ -99,9 +138,15 @@ class StructureGenTask(GANTask):
         kl_weight: float = 0.0,
         weights: str | dict = "code",
         binarise_fake: bool = True,
+        threshold: str | float = "density",
+        threshold_momentum: float = 0.9,
     ) -> None:
+        if not (threshold == "density" or isinstance(threshold, (int, float))):
+            raise ValueError(f"threshold must be 'density' or a number, got {threshold!r}")
         self.z_shape = latent_shape(image_size, z_ch, stages)
         self.kl_weight, self.binarise_fake = kl_weight, binarise_fake
+        self.threshold, self.threshold_momentum = threshold, threshold_momentum
+        self.real_fraction: float | None = None  # the real maps' mean structure fraction (calibrate_threshold)
         self.w = dict(STRUCT_WEIGHTS[weights]) if isinstance(weights, str) else dict(weights)
         self.nets = {
             "E_s": VAEEncoder(1, z_ch, width, stages),
@@ -118,8 +163,48 @@ class StructureGenTask(GANTask):
             "EG": _adam(list(n["E_s"].parameters()) + list(n["G_s"].parameters()), lr),
         }
 
-    def _ds_input(self, s_g: torch.Tensor) -> torch.Tensor:
-        return straight_through(s_g) if self.binarise_fake else s_g
+        if not isinstance(threshold, str):
+            self.nets["G_s"].threshold.fill_(float(threshold))
+
+    def _cut(self, s_g: torch.Tensor, s: torch.Tensor) -> float:
+        """This step's threshold for D_s (see ``threshold``); updates the ``G_s.threshold`` buffer."""
+        buf = self.nets["G_s"].threshold
+        if self.threshold != "density":
+            return float(self.threshold)
+        frac = self.real_fraction if self.real_fraction is not None else float(s.float().mean())
+        t = density_threshold(s_g, frac)
+        with torch.no_grad():
+            buf.mul_(self.threshold_momentum).add_((1 - self.threshold_momentum) * t)
+        return t
+
+    def _ds_input(self, s_g: torch.Tensor, t: float = 0.5) -> torch.Tensor:
+        return straight_through(s_g, t) if self.binarise_fake else s_g
+
+    @torch.no_grad()
+    def calibrate_threshold(self, real_maps: torch.Tensor, n: int = 256, seed: int = 0, batch_size: int = 64) -> float:
+        """Set ``G_s.threshold`` to the density-matched cut: the :func:`density_threshold` of ``n`` maps
+        ``G_s(z)`` (eval mode, ``z`` drawn with ``seed``) at the mean structure fraction of ``real_maps`` (the
+        real training maps ``s_struct``), which is also kept for the training steps. Returns the threshold."""
+        self.real_fraction = float(real_maps.float().mean())
+        if self.threshold != "density":
+            return float(self.nets["G_s"].threshold)
+        G = self.nets["G_s"]
+        dev = G.threshold.device
+        g = torch.Generator().manual_seed(seed)
+        was = G.training
+        G.eval()
+        try:
+            p = torch.cat(
+                [
+                    G(torch.randn(min(batch_size, n - k), *self.z_shape, generator=g).to(dev)).cpu()
+                    for k in range(0, n, batch_size)
+                ]
+            )
+        finally:
+            G.train(was)
+        t = density_threshold(p, self.real_fraction)
+        G.threshold.fill_(t)
+        return t
 
     def train_step(self, batch: dict, ctx: StepContext) -> dict[str, torch.Tensor]:
         n, w = self.nets, self.w
@@ -137,16 +222,18 @@ class StructureGenTask(GANTask):
             loss_dz = _LS(n["D_z"](z), True) + _LS(n["D_z"](f.detach()), False)  # Eq. 8
         ctx.update(w["d_z"] * loss_dz, "D_z")
         with ctx.autocast():
-            loss_ds = _LS(n["D_s"](s)[0], True) + _LS(n["D_s"](self._ds_input(s_g.detach()))[0], False)  # Eq. 10
+            t = self._cut(s_g.detach(), s)
+            loss_ds = _LS(n["D_s"](s)[0], True) + _LS(n["D_s"](self._ds_input(s_g.detach(), t))[0], False)  # Eq. 10
         ctx.update(w["d_s"] * loss_ds, "D_s")
         set_requires_grad([n["D_z"], n["D_s"], n["G_m"]], False)
         with ctx.autocast():
-            m_g = n["G_m"](s_g).detach()
-            mask_r = (m_r.detach() * s_r).float().pow(2).mean()  # Eq. 7, mask term
-            mask_g = (m_g * s_g).float().pow(2).mean()  # Eq. 11, mask term
+            s_b = self._ds_input(s_g, t)  # the binary s_g (straight-through): what D_s and G_m are shown
+            m_g = n["G_m"](s_b)  # Eq. 11: through the frozen G_m (its weights get no gradient here)
+            mask_r = (m_r.detach() * s_r).float().pow(2).mean()  # Eq. 7, mask term (m_r depends on s only)
+            mask_g = (m_g * s_b).float().pow(2).mean()  # Eq. 11, mask term
             loss_r = w["rec_mse"] * _mse(s_r, s) + w["rec_l1"] * (s_r.float() - s.float()).abs().mean()  # Eq. 7
             loss_g1 = _LS(n["D_z"](f), True)  # Eq. 9
-            loss_g2 = _LS(n["D_s"](self._ds_input(s_g))[0], True)  # Eq. 11, adversarial
+            loss_g2 = _LS(n["D_s"](s_b)[0], True)  # Eq. 11, adversarial
             std = torch.exp(0.5 * logvar.float())
             moments = mean.float().mean().pow(2) + (std.mean() - 1).pow(2)  # the code's extra latent terms
             kl = kl_divergence(mean.float(), logvar.float())
@@ -169,18 +256,21 @@ class StructureGenTask(GANTask):
             "L_d2": loss_ds,
             "L_g2": loss_g2,
             "KL": kl,
+            "threshold": torch.tensor(t),
         }
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``s_g = G_s(z)`` and ``m_g = G_m(s_g)`` (Sec. 4.6), both (B,1,H,W) in [0,1]."""
+        """``s_g = G_s(z)`` (soft, in [0,1]) and ``m_g = G_m(G_s.binarise(s_g))`` (Sec. 4.6), both (B,1,H,W): G_m
+        reads the binary map, as in training (Eq. 11) and synthesis; on a soft map it sees no structure."""
         s_g = self.nets["G_s"](z)
-        return s_g, self.nets["G_m"](s_g)
+        return s_g, self.nets["G_m"](self.nets["G_s"].binarise(s_g))
 
     def sample(self, batch: dict) -> list[torch.Tensor]:
         s = batch["s_struct"]
         mean, _ = self.nets["E_s"](s)
         s_g, m_g = self.generate(torch.randn_like(mean))
+        s_g = self.nets["G_s"].binarise(s_g)  # as D_s and synthesis see it (the soft map's scale drifts)
         return [s * 2 - 1, self.nets["G_s"](mean) * 2 - 1, self.nets["G_m"](s) * 2 - 1, s_g * 2 - 1, m_g * 2 - 1]
 
 
@@ -200,6 +290,13 @@ class MultiModalTask(GANTask):
     ``s_g`` from the frozen G_s, masks ``m_g = G_m(s_g)``, real lesion labels (filtered by ``m_g`` with
     ``mask_filter``). Table 1 switches: ``input_mode`` ("structure" | "noise", row A), ``mask_filter``
     (B), ``noise_fusion`` (Eq. 12; C), ``reg_loss`` (D), ``les_loss`` (E). ``weights``: :data:`MM_WEIGHTS`.
+
+    Two switches keep the Eq. 18 pretraining's modality contrast through the adversarial phase (issue 13
+    item 4): :meth:`gate_registration` (the preset's ``reg_gate``) drops Eq. 16 when the frozen G_t does not
+    translate better than copying its input -- a G_t that returns (nearly) its input makes Eq. 16 pull every
+    ``x_{g,i}`` towards every other, i.e. four copies of one image; and :meth:`start_adversarial` with
+    ``fresh_adam`` gives G a new Adam at the phase change, so that the moment estimates of Eq. 18's gradients
+    (a different loss) do not set the size of the first steps on Eqs. 13-17.
     """
 
     def __init__(
@@ -248,7 +345,28 @@ class MultiModalTask(GANTask):
         for k, net in self.frozen.items():
             set_requires_grad(net, False)
             self.nets[k] = net
+        self.lr = lr
+        self.reg_gated = False  # set by gate_registration when Eq. 16 was dropped
         self.opts = {"G": _adam(self.nets["G"].parameters(), lr), "D": _adam(self.nets["D"].parameters(), lr)}
+
+    def gate_registration(self, gt_score: float, copy_score: float) -> bool:
+        """Keep Eq. 16 only if G_t beats "copy the input" (``gt_score > copy_score``, e.g. SSIM of G_t's
+        translations and of the untranslated inputs against the target modality, measured on training slices).
+        Returns whether Eq. 16 stays on; ``reg_gated`` records that the gate turned it off."""
+        keep = bool(gt_score > copy_score)
+        self.reg_gated = self.reg_loss and not keep
+        self.reg_loss = self.reg_loss and keep
+        return self.reg_loss
+
+    def start_adversarial(self, fresh_adam: bool = True) -> None:
+        """Switch from Eq. 18 pretraining to Eqs. 13-17; ``fresh_adam``: G's Adam restarts (moments and step
+        count cleared, same lr and betas), so the adversarial phase's steps are not scaled by the moment
+        estimates of the pretraining's gradients. D's Adam is untouched (D is not trained in pretraining)."""
+        self.phase = "adversarial"
+        if fresh_adam:
+            old = self.opts["G"]
+            lr = old.param_groups[0].get("initial_lr", old.param_groups[0]["lr"])
+            self.opts["G"] = _adam(self.nets["G"].parameters(), lr, old.defaults["betas"][0])
 
     # -- inputs -------------------------------------------------------------------------------------
     def fuse(self, s: torch.Tensor, m: torch.Tensor, lesion: torch.Tensor) -> torch.Tensor:
@@ -265,7 +383,7 @@ class MultiModalTask(GANTask):
     def random_inputs(self, n: int, pool: torch.Tensor, device) -> dict[str, torch.Tensor]:
         """Sec. 4.6 / Fig. 10: ``s_g = G_s(z)`` (binarised), ``m_g = G_m(s_g)``, a filtered lesion, the fused input."""
         z = torch.randn(n, *self.z_shape, device=device)
-        s_g = (self.nets["G_s"](z) > 0.5).float()
+        s_g = self.nets["G_s"].binarise(self.nets["G_s"](z))  # the density-matched cut D_s was trained at
         m_g = (self.nets["G_m"](s_g) > 0.5).float()
         s_g = s_g * (1 - m_g)  # as the author's code stores s: (1 - mask) * s
         lab = pick_lesions(pool.to(device), m_g, None, self.mask_filter)

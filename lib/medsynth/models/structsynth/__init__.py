@@ -4,7 +4,8 @@ Sun Yat-sen University, 2020; the author's TensorFlow demo: github.com/quyili/Mu
 
 * :mod:`.networks` -- VGG11-style encoders/discriminators, the decoder G_s, the conditional U-Net.
 * :mod:`.data` -- brain slices with their Algorithm 1/2 maps, lesion selection and augmentation.
-* :mod:`.tasks` -- the training tasks: structure generator (Eqs. 6-11), multi-modal generator
+* :mod:`.tasks` -- the training tasks (one import point for :mod:`.structure_task`, :mod:`.multimodal_task`,
+  :mod:`.support_tasks`): structure generator (Eqs. 6-11), multi-modal generator
   (Eqs. 13-18), modality translator (Eqs. 19-21), tumour segmenter (Eq. 22).
 * :mod:`.experiments` -- the synthetic set (Sec. 4.6), diversity, Table 5.
 

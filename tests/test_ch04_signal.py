@@ -19,7 +19,13 @@ from medsynth.models.structsynth.experiments import (
     pairwise_distance,
     structure_diversity,
 )
-from medsynth.models.structsynth.tasks import MultiModalTask, StructureGenTask, density_threshold, straight_through
+from medsynth.models.structsynth.tasks import (
+    STRUCT_WEIGHTS,
+    MultiModalTask,
+    StructureGenTask,
+    density_threshold,
+    straight_through,
+)
 from medsynth.training import TrainConfig, Trainer
 
 SIZE = 32
@@ -194,6 +200,43 @@ def test_structure_diversity_binarises_at_the_buffer(data):
     d = structure_diversity(task, data, data, n=6)
     assert d["fraction_generated"] == pytest.approx(0.5)
     assert bool((seen[-1] == 1).all())  # G_m read the binarised map, not G_s's soft output
+
+
+def test_structure_diversity_scores_the_reconstruction_against_the_mean_map(data):
+    torch.manual_seed(0)
+    task = StructureGenTask(SIZE, z_ch=4, width=8, stages=3)
+    real = data.s_struct.float()
+    const = real.mean(0, keepdim=True)
+
+    class _Fixed(torch.nn.Module):  # a decoder that ignores its latent and returns one map
+        def __init__(self, out):
+            super().__init__()
+            self.out, self.threshold = out, torch.tensor(0.5)
+            self.w = torch.nn.Parameter(torch.zeros(()))  # structure_diversity reads the device off a parameter
+
+        def forward(self, f):
+            return self.out.expand(len(f), -1, -1, -1)
+
+        def binarise(self, p):
+            return (p > self.threshold).float()
+
+    task.nets["G_s"] = _Fixed(const)  # the per-pixel mean: exactly the constant's error
+    d = structure_diversity(task, data, data, n=4)
+    assert d["constant_mse"] == pytest.approx(float((const - real).pow(2).mean()))
+    assert d["reconstruction_mse"] == pytest.approx(d["constant_mse"], rel=1e-6)
+    task.nets["G_s"] = _Fixed(1 - const)  # a worse map scores worse, by its own squared error
+    d = structure_diversity(task, data, data, n=4)
+    assert d["reconstruction_mse"] == pytest.approx(float((1 - const - real).pow(2).mean()))
+    assert d["reconstruction_mse"] > d["constant_mse"]
+
+
+@pytest.mark.parametrize("p, best", [(0.1, 0.0), (1 / 7, 0.0), (0.3, 0.22), (0.5, 0.5)])
+def test_code_reconstruction_weights_leave_unlikely_pixels_black(p, best):
+    """Notebook Sec. 4's caveat: 25 MSE + 10 L1 (the author's Eq. 7) is lowest at max(0, 1.4 p - 0.2)."""
+    w = STRUCT_WEIGHTS["code"]
+    y = torch.linspace(0, 1, 100001, dtype=torch.float64)
+    loss = w["rec_mse"] * (p * (1 - y) ** 2 + (1 - p) * y**2) + w["rec_l1"] * (p * (1 - y) + (1 - p) * y)
+    assert float(y[loss.argmin()]) == pytest.approx(best, abs=1e-4)
 
 
 # -- modality contrast ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from medsynth.models.structsynth.experiments import (
     pairwise_distance,
     structure_diversity,
 )
+from medsynth.models.structsynth.networks import VAEEncoder, latent_shape
 from medsynth.models.structsynth.tasks import (
     STRUCT_WEIGHTS,
     MultiModalTask,
@@ -356,3 +357,52 @@ def test_a_gated_task_never_calls_g_t_in_the_adversarial_phase(data, tmp_path):
     off.gate_registration(0.2, 0.5)
     off.start_adversarial()
     assert "L_reg" not in _fit(off, data, 1, tmp_path / "off")[-1] and not calls
+
+
+# -- E_s / G_s as in the author's code: instance norm and a dense latent code (issue 13 item 3) ----------------
+def test_structure_vae_behaves_alike_in_train_and_eval_mode_with_instance_norm():
+    torch.manual_seed(0)
+    z = torch.randn(3, *latent_shape(SIZE, 4, 3))
+    s = (torch.rand(3, 1, SIZE, SIZE) < 0.1).float()
+    for norm, same in (("instance", True), ("batch", False)):
+        task = StructureGenTask(SIZE, z_ch=4, width=8, stages=3, norm=norm)
+        G, E = task.nets["G_s"], task.nets["E_s"]
+        with torch.no_grad():
+            for _ in range(3):  # a few training-mode passes move BatchNorm's running statistics
+                G(z * 3 + 1), E(s)
+            out_train, enc_train = G(z), E(s)[0]
+            G.eval(), E.eval()
+            out_eval, enc_eval = G(z), E(s)[0]
+        assert torch.allclose(out_train, out_eval, atol=1e-6) is same, norm
+        assert torch.allclose(enc_train, enc_eval, atol=1e-6) is same, norm
+
+
+def test_dense_latent_reaches_the_whole_map():
+    torch.manual_seed(0)
+    size = 64  # latent 8 x 8: the convolutions alone reach ~3 latent entries, not the opposite quarter
+    zs = latent_shape(size, 4, 3)
+    z = torch.randn(1, *zs)
+    dz = z.clone()
+    dz[0, :, 0, 0] += 5.0  # one latent position, top-left
+    for dense, reaches in ((True, True), (False, False)):
+        # norm "none": instance norm's per-map statistics would spread any change everywhere by themselves
+        G = Decoder(4, 1, 8, 3, "none", dense, size).eval()
+        with torch.no_grad():
+            for w in G.parameters():  # weights large enough for a change to survive sigmoid(small logits)
+                w.normal_(0, 0.3)
+            diff = (G(dz) - G(z)).abs()[0, 0]
+        far = diff[size // 2 :, size // 2 :]  # the opposite quarter of the map
+        assert bool(far.max() > 1e-4) is reaches, dense
+        assert diff[:8, :8].max() > 1e-4  # the entry's own corner changes either way
+    with pytest.raises(ValueError, match="image_size"):
+        Decoder(4, 1, 8, 3, dense=True)
+    with pytest.raises(ValueError, match="image_size"):
+        VAEEncoder(1, 4, 8, 3, dense=True)
+
+
+def test_dense_encoder_shapes_and_task_defaults_follow_the_code():
+    task = StructureGenTask(SIZE, z_ch=4, width=8, stages=3)
+    assert task.nets["G_s"].mix is not None and task.nets["E_s"].dense  # dense latent by default
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for n in ("E_s", "G_s") for m in task.nets[n].modules())
+    mean, logvar = task.nets["E_s"]((torch.rand(2, 1, SIZE, SIZE) < 0.1).float())
+    assert mean.shape == logvar.shape == (2, *task.z_shape)

@@ -134,14 +134,16 @@ def test_ch05_baselines_are_scored_by_the_same_code() -> None:
 
 # -- chapter 04 --------------------------------------------------------------------------------------
 def test_ch04_stage_steps_match_the_schedules() -> None:
-    # quick: Eq. 18 pretraining as long as stage A (G needs that long to use one_hot(i)), a short adversarial phase
+    # quick: Eq. 18 pretraining 240 steps (G needs that long to use one_hot(i)), a short adversarial phase; the
+    # structure VAE 4x the base schedule (struct_x: it needs ~960 steps to reconstruct the skull ring)
     assert r04.stage_steps(r04.PRESETS["quick"]) == {
-        "structure": 240,
+        "structure": 960,
         "translator": 60,
         "segmenter": 150,
         "pretrain": 240,
         "adversarial": 30,
     }
+    assert r04.stage_steps(r04.PRESETS["standard"])["structure"] == 960  # 2 x 480
     full = r04.stage_steps(r04.PRESETS["full"])  # Sec. 5.2.1: 200 epochs per stage, 100 for the segmenter
     assert full["translator"] == full["structure"] == full["pretrain"] == full["adversarial"] == 2 * full["segmenter"]
     # normalised Sobel maps (the author's code): one alpha at every size; Alg. 2's p (10 px at 184 px) scales

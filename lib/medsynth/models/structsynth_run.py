@@ -81,7 +81,12 @@ class StructSynthPreset(presets.Preset):
     :func:`~medsynth.models.structsynth.tasks.density_threshold`) or a float (0.5: the earlier cut, an ablation).
     ``reg_gate``: Eq. 16 only if G_t beats "copy the input" on the training slices
     (:meth:`MultiModalTask.gate_registration`). ``fresh_adam``: a new Adam for G when Eqs. 13-17 start
-    (:meth:`MultiModalTask.start_adversarial`)."""
+    (:meth:`MultiModalTask.start_adversarial`). ``struct_norm`` / ``struct_dense``: E_s's and G_s's normalisation
+    and latent code, the author's by default (instance norm, ``ops.norm``; a dense layer between the latent and the
+    convolutions, ``VAE_encoder.py`` / ``VAE_decoder.py``); "batch" / False is the earlier ablation, whose
+    reconstructions in eval mode were black and whose samples were textures (issue 13 item 3). ``struct_x``: the
+    structure stage runs ``struct_x * steps`` iterations (the CPU presets' VAE needs ~960 to reconstruct the skull
+    ring; the other stages keep their ``fractions`` of ``steps``)."""
 
     n_train: int = 2000
     n_test: int = 200
@@ -102,6 +107,9 @@ class StructSynthPreset(presets.Preset):
     struct_threshold: str | float = "density"
     reg_gate: bool = True
     fresh_adam: bool = True
+    struct_norm: str = "instance"
+    struct_dense: bool = True
+    struct_x: int = 1
 
 
 PRESETS: dict[str, StructSynthPreset] = {
@@ -129,6 +137,7 @@ PRESETS: dict[str, StructSynthPreset] = {
         struct_gs=1.0,
         cond_every=True,
         anchor=4.0,
+        struct_x=4,
     ),
     # twice the schedule and Table 5 epochs, over 3 seeds: the committed reference run
     "standard": StructSynthPreset(
@@ -152,6 +161,7 @@ PRESETS: dict[str, StructSynthPreset] = {
         struct_gs=1.0,
         cond_every=True,
         anchor=4.0,
+        struct_x=2,
     ),
     # Sec. 5.2.1: BRATS-sized 240 px slices, batch 1, Adam 1e-5 (code 2e-5 for the structure generator),
     # 200 epochs per stage (100 for the segmenter), the code's loss weights, no KL
@@ -176,7 +186,7 @@ def alg2_for(size: int) -> dict[str, Any]:
 def stage_steps(p: StructSynthPreset) -> dict[str, int]:
     """Iterations of each stage."""
     t, s, pre, adv = (max(1, int(p.steps * f)) for f in p.fractions)
-    return {"structure": p.steps, "translator": t, "segmenter": s, "pretrain": pre, "adversarial": adv}
+    return {"structure": p.struct_x * p.steps, "translator": t, "segmenter": s, "pretrain": pre, "adversarial": adv}
 
 
 def train_structure(
@@ -196,9 +206,11 @@ def train_structure(
         kl_weight=p.struct_kl,
         weights=weights,
         threshold=p.struct_threshold,
+        norm=p.struct_norm,
+        dense_latent=p.struct_dense,
     )
     task.real_fraction = float(train.s_struct.float().mean())  # the density D_s's fakes are cut to
-    hist = presets.train(task, train, p, Path(out) / "structure", device, seed)
+    hist = presets.train(task, train, p, Path(out) / "structure", device, seed, steps=stage_steps(p)["structure"])
     task.calibrate_threshold(train.s_struct, seed=seed)  # G_s.threshold on many samples of the trained G_s
     return task, hist
 

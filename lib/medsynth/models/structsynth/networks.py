@@ -16,6 +16,9 @@ difference). The choices here:
   matrices"), and :func:`reparameterise` (Eq. 3 / Fig. 7: ``f = f_mean + exp(0.5 f_logvar) z``).
 * :class:`LatentDisc` (D_z) — a small conv net on the latent matrix (Eq. 8-9).
 * :class:`Decoder` (G_s) — the U-Net's expanding path (no skips: its input is a latent) -> sigmoid.
+  ``dense=True`` (E_s and G_s, the default of the structure task): a fully connected layer between the latent
+  matrix and the convolutions, so every latent entry reaches the whole map, as the code's dense layers do; ``norm``
+  "instance" as the code's ``ops.norm``.
 * :class:`CondUNet` — U-Net whose bottleneck gets the one-hot condition concatenated
   (Sec. 4.3: "after the last encoder layer, stack the condition matrix, then decode"); used for
   G (multi-modal generator), G_t (modality translator, Sec. 4.4), G_m (``n_cond=0``, mask generator)
@@ -90,14 +93,37 @@ class VGGDisc(nn.Module):
 class VAEEncoder(nn.Module):
     """E_s (Fig. 7): structure map -> latent matrices ``f_mean``, ``f_logvar`` of shape (z_ch, H/2^k, W/2^k)."""
 
-    def __init__(self, in_ch: int = 1, z_ch: int = 8, width: int = 16, stages: int = 4) -> None:
+    def __init__(
+        self,
+        in_ch: int = 1,
+        z_ch: int = 8,
+        width: int = 16,
+        stages: int = 4,
+        norm: str = "batch",
+        dense: bool = False,
+        image_size: int | None = None,
+    ) -> None:
         super().__init__()
-        self.trunk = VGGTrunk(in_ch, width, stages)
-        self.head = nn.Conv2d(self.trunk.out_ch, 2 * z_ch, 3, 1, 1)
+        self.trunk = VGGTrunk(in_ch, width, stages, norm)
+        self.dense = dense
+        if dense:
+            if image_size is None:
+                raise ValueError("VAEEncoder(dense=True) needs image_size")
+            z = latent_shape(image_size, z_ch, stages)
+            self.z_shape = z
+            n = self.trunk.out_ch * z[1] * z[2]
+            self.head = nn.Linear(n, 2 * z[0] * z[1] * z[2])
+        else:
+            self.head = nn.Conv2d(self.trunk.out_ch, 2 * z_ch, 3, 1, 1)
         init_weights(self)
 
     def forward(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.head(self.trunk(s)).chunk(2, 1)
+        h = self.trunk(s)
+        if self.dense:
+            c, k, _ = self.z_shape
+            mean, logvar = self.head(h.flatten(1)).view(len(s), 2 * c, k, k).chunk(2, 1)
+        else:
+            mean, logvar = self.head(h).chunk(2, 1)
         return mean, logvar.clamp(-10, 10)
 
 
@@ -133,11 +159,11 @@ class LatentDisc(nn.Module):
         return self.net(f)
 
 
-def _up(in_ch: int, out_ch: int) -> nn.Sequential:
+def _up(in_ch: int, out_ch: int, norm: str = "batch") -> nn.Sequential:
     return nn.Sequential(
         nn.Upsample(scale_factor=2, mode="nearest"),
-        conv_unit(in_ch, out_ch, 3, 1, 1, act="relu"),
-        conv_unit(out_ch, out_ch, 3, 1, 1, act="relu"),
+        conv_unit(in_ch, out_ch, 3, 1, 1, norm=norm, act="relu"),
+        conv_unit(out_ch, out_ch, 3, 1, 1, norm=norm, act="relu"),
     )
 
 
@@ -151,18 +177,37 @@ class Decoder(nn.Module):
     synthesis, the notebook and the explorers binarise alike.
     """
 
-    def __init__(self, z_ch: int = 8, out_ch: int = 1, width: int = 16, stages: int = 4) -> None:
+    def __init__(
+        self,
+        z_ch: int = 8,
+        out_ch: int = 1,
+        width: int = 16,
+        stages: int = 4,
+        norm: str = "batch",
+        dense: bool = False,
+        image_size: int | None = None,
+    ) -> None:
         super().__init__()
         self.register_buffer("threshold", torch.tensor(0.5))
+        if dense:
+            if image_size is None:
+                raise ValueError("Decoder(dense=True) needs image_size")
+            z = latent_shape(image_size, z_ch, stages)
+            n = z[0] * z[1] * z[2]
+            self.mix: nn.Module | None = nn.Sequential(nn.Flatten(), nn.Linear(n, n), nn.Unflatten(1, z))
+        else:
+            self.mix = None
         chs = [width * min(2**k, 8) for k in range(stages)][::-1]
-        self.inp = conv_unit(z_ch, chs[0], 3, 1, 1, act="relu")
+        self.inp = conv_unit(z_ch, chs[0], 3, 1, 1, norm=norm, act="relu")
         self.ups = nn.Sequential(
-            *[_up(chs[k], chs[min(k + 1, stages - 1)] if k + 1 < stages else width) for k in range(stages)]
+            *[_up(chs[k], chs[min(k + 1, stages - 1)] if k + 1 < stages else width, norm) for k in range(stages)]
         )
         self.out = nn.Conv2d(width, out_ch, 3, 1, 1)
         init_weights(self)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
+        if self.mix is not None:
+            f = self.mix(f)
         return torch.sigmoid(self.out(self.ups(self.inp(f))))
 
     def binarise(self, p: torch.Tensor) -> torch.Tensor:

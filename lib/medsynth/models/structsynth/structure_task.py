@@ -91,6 +91,12 @@ class StructureGenTask(GANTask):
     "no organ" (measured: mask = background everywhere), and the term then shrinks every pixel of G_s's maps.
     Neither term trains G_m (its weights are frozen there; the author's code
     puts G_m in G_s's optimiser instead). ``kl_weight`` adds the classic VAE KL (0: D_z does its job).
+    ``norm`` / ``dense_latent``: E_s and G_s as in the author's code -- instance norm (``ops.norm``) and a dense
+    layer between the latent and the convolutions (``VAE_encoder.py``'s and ``VAE_decoder.py``'s dense layers).
+    With BatchNorm, G_s normalises posterior batches ``f`` and prior batches ``z`` by their own statistics in
+    training but by one running mix in eval mode, so posterior means decode to black maps; with a purely
+    convolutional latent, i.i.d. ``z`` entries pick local content independently and samples become textures
+    without a skull ring ("batch" / False keep that earlier version as an ablation).
     """
 
     def __init__(
@@ -105,6 +111,8 @@ class StructureGenTask(GANTask):
         binarise_fake: bool = True,
         threshold: str | float = "density",
         threshold_momentum: float = 0.9,
+        norm: str = "instance",
+        dense_latent: bool = True,
     ) -> None:
         if not (threshold == "density" or isinstance(threshold, (int, float))):
             raise ValueError(f"threshold must be 'density' or a number, got {threshold!r}")
@@ -114,8 +122,8 @@ class StructureGenTask(GANTask):
         self.real_fraction: float | None = None  # the real maps' mean structure fraction (calibrate_threshold)
         self.w = dict(STRUCT_WEIGHTS[weights]) if isinstance(weights, str) else dict(weights)
         self.nets = {
-            "E_s": VAEEncoder(1, z_ch, width, stages),
-            "G_s": Decoder(z_ch, 1, width, stages),
+            "E_s": VAEEncoder(1, z_ch, width, stages, norm, dense_latent, image_size),
+            "G_s": Decoder(z_ch, 1, width, stages, norm, dense_latent, image_size),
             "D_z": LatentDisc(z_ch, 2 * width),
             "D_s": VGGDisc(1, 0, width, 3),
             "G_m": CondUNet(1, 1, 0, width, 3, out_act="sigmoid"),

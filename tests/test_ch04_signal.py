@@ -15,7 +15,9 @@ from medsynth.models.structsynth.data import BrainStructDataset
 from medsynth.models.structsynth.experiments import (
     contrast_orderings,
     modality_contrast,
+    nearest_dice,
     nearest_distance,
+    nearest_distances,
     pairwise_distance,
     structure_diversity,
 )
@@ -187,6 +189,8 @@ def test_structure_diversity_binarises_at_the_buffer(data):
     assert d["fraction_generated"] == 0.0 and d["pairwise_generated"] == 0.0 and d["threshold"] == 2.0
     assert d["pairwise_real"] == pytest.approx(pairwise_distance(data.s_struct))
     assert d["nearest_real"] == 0.0  # the held-out set is the training set here
+    # empty maps overlap no training map, while the held-out maps (= the training maps) overlap themselves
+    assert d["organ_like_share"] == 0.0 and d["nearest_dice_generated"] == 0.0 and d["nearest_dice_real"] == 1.0
     task.nets["G_s"].threshold.fill_(-1.0)  # everything is structure, except where G_m's mask says outside
     seen = []
 
@@ -201,6 +205,47 @@ def test_structure_diversity_binarises_at_the_buffer(data):
     d = structure_diversity(task, data, data, n=6)
     assert d["fraction_generated"] == pytest.approx(0.5)
     assert bool((seen[-1] == 1).all())  # G_m read the binarised map, not G_s's soft output
+
+
+def test_nearest_distances_per_map_and_the_organ_like_share(data):
+    real = data.s_struct.float()
+    empty = torch.zeros_like(real[:2])
+    per = nearest_distances(torch.cat([real[:2], empty]), real)
+    assert per[:2].tolist() == [0.0, 0.0]  # themselves
+    assert per[2:].tolist() == pytest.approx([float(real.flatten(1).mean(1).min())] * 2)  # the sparsest map
+    assert nearest_distance(torch.cat([real[:2], empty]), real) == pytest.approx(float(per.mean()))
+    dice = nearest_dice(torch.cat([real[:2], empty]), real)
+    assert dice.tolist() == pytest.approx([1.0, 1.0, 0.0, 0.0])  # an empty map overlaps nothing
+    a = torch.zeros(1, 1, 4, 4)
+    a[..., :2, :] = 1  # 8 pixels
+    b = torch.zeros(1, 1, 4, 4)
+    b[..., :1, :] = 1  # 4 of them
+    assert float(nearest_dice(b, torch.cat([a, torch.zeros_like(a)]))[0]) == pytest.approx(2 * 4 / 12)
+
+    torch.manual_seed(0)
+    task = StructureGenTask(SIZE, z_ch=4, width=8, stages=3)
+
+    class _Copy(torch.nn.Module):  # G_s stand-in: half the samples are training maps, half are empty
+        def __init__(self):
+            super().__init__()
+            self.w, self.threshold = torch.nn.Parameter(torch.zeros(())), torch.tensor(0.5)
+
+        def forward(self, f):
+            out = torch.zeros(len(f), 1, SIZE, SIZE)
+            out[: len(f) // 2] = real[: len(f) // 2]
+            return out
+
+        def binarise(self, p):
+            return (p > self.threshold).float()
+
+    class _Inside(torch.nn.Module):  # G_m stand-in: nothing is outside the organ
+        def forward(self, s):
+            return torch.zeros_like(s)
+
+    task.nets["G_s"], task.nets["G_m"] = _Copy(), _Inside()
+    d = structure_diversity(task, data, data, n=4)  # held-out = training maps: the worst real overlap is 1
+    assert d["organ_like_share"] == pytest.approx(0.5)  # the copied half, not the empty half
+    assert d["nearest_dice_generated"] == pytest.approx(0.5)
 
 
 def test_structure_diversity_scores_the_reconstruction_against_the_mean_map(data):

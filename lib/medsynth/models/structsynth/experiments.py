@@ -126,16 +126,14 @@ def structure_diversity(
     speckle)."""
     g = torch.Generator().manual_seed(seed)
     dev = next(struct.nets["G_s"].parameters()).device
+    G_s, real = struct.nets["G_s"], test.s_struct
     with eval_mode(struct.nets.values()):
         z = torch.randn(n, *struct.z_shape, generator=g).to(dev)
         s_g, m_g = struct.generate(z)
-    G_s = struct.nets["G_s"]
+        rec = torch.cat([G_s(struct.nets["E_s"](b.to(dev))[0]).cpu() for b in real.split(64)])  # Eq. 7's s_r
     s_g = (G_s.binarise(s_g) * (m_g <= 0.5).float()).cpu()
-    real = test.s_struct
     near_g, near_r = nearest_distances(s_g, train.s_struct), nearest_distances(real, train.s_struct)
     dice_g, dice_r = nearest_dice(s_g, train.s_struct), nearest_dice(real, train.s_struct)
-    with eval_mode(struct.nets.values()):
-        rec = torch.cat([G_s(struct.nets["E_s"](b.to(dev))[0]).cpu() for b in real.split(64)])
     const = train.s_struct.float().mean(0, keepdim=True)
     return {
         "reconstruction_mse": float((rec.float() - real.float()).pow(2).mean()),

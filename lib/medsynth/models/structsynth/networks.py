@@ -90,8 +90,16 @@ class VGGDisc(nn.Module):
         return self.d(h), (self.c(h) if self.c is not None else None)
 
 
+def _dense_latent_shape(who: str, image_size: int | None, z_ch: int, stages: int) -> tuple[int, int, int]:
+    """The latent matrix a dense E_s/G_s layer maps from or to: its size is fixed, so it needs ``image_size``."""
+    if image_size is None:
+        raise ValueError(f"{who}(dense=True) needs image_size")
+    return latent_shape(image_size, z_ch, stages)
+
+
 class VAEEncoder(nn.Module):
-    """E_s (Fig. 7): structure map -> latent matrices ``f_mean``, ``f_logvar`` of shape (z_ch, H/2^k, W/2^k)."""
+    """E_s (Fig. 7): structure map -> latent matrices ``f_mean``, ``f_logvar`` of shape (z_ch, H/2^k, W/2^k).
+    ``dense``: a fully connected head on the flattened trunk (the code's dense layers), else a 3x3 conv head."""
 
     def __init__(
         self,
@@ -107,10 +115,7 @@ class VAEEncoder(nn.Module):
         self.trunk = VGGTrunk(in_ch, width, stages, norm)
         self.dense = dense
         if dense:
-            if image_size is None:
-                raise ValueError("VAEEncoder(dense=True) needs image_size")
-            z = latent_shape(image_size, z_ch, stages)
-            self.z_shape = z
+            z = self.z_shape = _dense_latent_shape("VAEEncoder", image_size, z_ch, stages)
             n = self.trunk.out_ch * z[1] * z[2]
             self.head = nn.Linear(n, 2 * z[0] * z[1] * z[2])
         else:
@@ -190,9 +195,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.register_buffer("threshold", torch.tensor(0.5))
         if dense:
-            if image_size is None:
-                raise ValueError("Decoder(dense=True) needs image_size")
-            z = latent_shape(image_size, z_ch, stages)
+            z = _dense_latent_shape("Decoder", image_size, z_ch, stages)
             n = z[0] * z[1] * z[2]
             self.mix: nn.Module | None = nn.Sequential(nn.Flatten(), nn.Linear(n, n), nn.Unflatten(1, z))
         else:

@@ -26,6 +26,7 @@ __all__ = [
     "synthesise",
     "pairwise_distance",
     "nearest_distance",
+    "reconstruction_error",
     "structure_diversity",
     "modality_contrast",
     "contrast_orderings",
@@ -109,6 +110,18 @@ def nearest_distance(maps: torch.Tensor, ref: torch.Tensor, max_n: int = 64) -> 
 
 
 @torch.no_grad()
+def reconstruction_error(struct: StructureGenTask, maps: torch.Tensor, train_maps: torch.Tensor) -> tuple[float, float]:
+    """Eq. 7's reconstruction of ``maps`` in eval mode, ``G_s(E_s mean)``: its squared error beside that of the
+    per-pixel mean of ``train_maps`` (a VAE whose decoder ignores the latent scores no better than this constant)."""
+    G_s, E_s = struct.nets["G_s"], struct.nets["E_s"]
+    dev = next(G_s.parameters()).device
+    with eval_mode(struct.nets.values()):
+        rec = torch.cat([G_s(E_s(b.to(dev))[0]).cpu() for b in maps.split(64)])
+    const = train_maps.float().mean(0, keepdim=True)
+    return float((rec.float() - maps.float()).pow(2).mean()), float((const - maps.float()).pow(2).mean())
+
+
+@torch.no_grad()
 def structure_diversity(
     struct: StructureGenTask, train: BrainStructDataset, test: BrainStructDataset, n: int = 64, seed: int = 0
 ) -> dict[str, float]:
@@ -117,9 +130,8 @@ def structure_diversity(
     against the real maps (``s_struct``): mean pairwise distance among generated maps vs among held-out real maps
     (diversity; a collapsed G_s gives ~0), mean distance to the nearest training map vs the same for held-out
     real maps (organ-likeness; noise is far from every real map; a memorising G_s is nearer than held-out maps),
-    the structure fractions and the threshold used. Eq. 7's reconstruction on the held-out maps,
-    ``G_s(E_s mean)``: its squared error ``reconstruction_mse`` beside ``constant_mse``, that of the per-pixel
-    mean training map (a VAE whose decoder ignores the latent scores no better than the constant).
+    the structure fractions and the threshold used. Eq. 7's reconstruction on the held-out maps
+    (:func:`reconstruction_error`): ``reconstruction_mse`` beside ``constant_mse``, the mean training map's.
     ``nearest_dice_*``: the mean best Dice overlap with a training map (:func:`nearest_dice`);
     ``organ_like_share``: the share of generated maps that overlap their best training map at least as well as
     the worst held-out real map does (a per-sample reading: a mean can hide a mix of brain-like samples and
@@ -130,14 +142,13 @@ def structure_diversity(
     with eval_mode(struct.nets.values()):
         z = torch.randn(n, *struct.z_shape, generator=g).to(dev)
         s_g, m_g = struct.generate(z)
-        rec = torch.cat([G_s(struct.nets["E_s"](b.to(dev))[0]).cpu() for b in real.split(64)])  # Eq. 7's s_r
     s_g = (G_s.binarise(s_g) * (m_g <= 0.5).float()).cpu()
     near_g, near_r = nearest_distances(s_g, train.s_struct), nearest_distances(real, train.s_struct)
     dice_g, dice_r = nearest_dice(s_g, train.s_struct), nearest_dice(real, train.s_struct)
-    const = train.s_struct.float().mean(0, keepdim=True)
+    rec, const = reconstruction_error(struct, real, train.s_struct)
     return {
-        "reconstruction_mse": float((rec.float() - real.float()).pow(2).mean()),
-        "constant_mse": float((const - real.float()).pow(2).mean()),
+        "reconstruction_mse": rec,
+        "constant_mse": const,
         "pairwise_generated": pairwise_distance(s_g),
         "pairwise_real": pairwise_distance(real),
         "nearest_generated": float(near_g.mean()),
